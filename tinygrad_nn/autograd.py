@@ -1,0 +1,169 @@
+"""The graph walk: reverse-mode differentiation over any graph of primitives.
+
+BP1–BP4 walk a chain of layers from the output back to the input. Here the
+same walk runs over any directed acyclic graph: visit nodes in reverse
+topological order, apply each primitive's vector–Jacobian product to the
+gradient that has arrived at its output, and *sum* the contributions where a
+tensor is used more than once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .ops import sum_to
+from .tensor import Tensor, to_array
+
+
+def toposort(outputs: Sequence[Tensor]) -> list[Tensor]:
+    """Every tensor that needs a gradient, each after all of its inputs.
+
+    Depth-first with an explicit stack, not recursion, so a chain of 100,000
+    ops is fine.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(t, False) for t in outputs if t.requires_grad]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent.requires_grad and id(parent) not in seen:
+                stack.append((parent, False))
+    return order
+
+
+def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
+          receive: Callable[[Tensor, Any], None]) -> None:
+    """Send every tensor's total gradient dC/dt to `receive(t, grad)`.
+
+    With create_graph=False gradients are plain arrays and nothing is
+    recorded; with True they are Tensors and each VJP is itself recorded.
+    """
+    grads: dict[int, Any] = {}
+    for t, seed in zip(outputs, seeds):
+        grads[id(t)] = seed if id(t) not in grads else grads[id(t)] + seed
+    for node in reversed(toposort(outputs)):
+        g = grads.pop(id(node), None)  # freed as soon as it is used
+        if g is None:
+            continue
+        receive(node, g)
+        op = node._op
+        if op is None:
+            continue
+        if create_graph:
+            out, inputs = node, node._parents
+        else:
+            out, inputs = node.data, [p.data for p in node._parents]
+        for parent, vjp in zip(node._parents, op.vjps):
+            if not parent.requires_grad:
+                continue
+            g_in = vjp(g, out, *inputs, **node._params)
+            if g_in.shape != parent.shape:
+                g_in = sum_to(g_in, parent.shape)
+            key = id(parent)
+            if key in grads:
+                grads[key] = grads[key] + g_in
+            else:
+                grads[key] = g_in
+
+
+def _seed(output: Tensor, gradient: Any, create_graph: bool, who: str) -> Any:
+    if gradient is None:
+        if output.ndim != 0:
+            raise RuntimeError(
+                f"{who}: the output has shape {output.shape}; a gradient can be created "
+                f"implicitly only for a scalar. Pass gradient= of shape {output.shape} "
+                f"(or reduce the output first, e.g. with .sum())"
+            )
+        gradient = np.ones((), dtype=output.dtype)
+    if isinstance(gradient, Tensor):
+        if not create_graph:
+            gradient = gradient.data
+    else:
+        gradient = to_array(gradient, output.dtype)
+    if gradient.shape != output.shape:
+        raise ValueError(
+            f"{who}: gradient has shape {gradient.shape} but the output has shape {output.shape}"
+        )
+    if create_graph and not isinstance(gradient, Tensor):
+        gradient = Tensor(gradient)
+    return gradient
+
+
+def _check_requires_grad(t: Tensor, who: str) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{who}: expected a Tensor, got {type(t).__name__}")
+    if not t.requires_grad:
+        raise RuntimeError(
+            f"{who}: this tensor does not require grad, so there is nothing to "
+            f"differentiate; create the inputs with Tensor(..., requires_grad=True) "
+            f"and compute outside no_grad()"
+        )
+
+
+def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -> None:
+    """Accumulate d(output)/d(leaf) into `.grad` of every leaf (and of retained tensors)."""
+    _check_requires_grad(output, "backward")
+    seed = _seed(output, gradient, create_graph, "backward")
+
+    def accumulate(t: Tensor, g: Any) -> None:
+        if t._op is not None and not t._retain:
+            return
+        if not isinstance(g, Tensor):
+            # A broadcast view is read-only; a user's .grad should be an ordinary array.
+            g = Tensor._make(g if g.flags.writeable else g.copy(), None, (), {})
+        t.grad = g if t.grad is None else t.grad + g
+
+    _walk([output], [seed], create_graph, accumulate)
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Any = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """The gradients of `outputs` with respect to `inputs`, returned, not stored.
+
+    With create_graph=True the backward pass is recorded, so the result can be
+    differentiated again:
+
+    >>> x = Tensor(2.0, requires_grad=True)
+    >>> (dy,) = grad(x ** 3, x, create_graph=True)   # 3x² = 12
+    >>> (d2y,) = grad(dy, x)                         # 6x = 12
+    >>> dy.item(), d2y.item()
+    (12.0, 12.0)
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+    for t in (*outputs, *inputs):
+        _check_requires_grad(t, "grad")
+    seeds = [_seed(o, g, create_graph, "grad") for o, g in zip(outputs, grad_outputs)]
+    wanted = {id(t): None for t in inputs}
+
+    def collect(t: Tensor, g: Any) -> None:
+        if id(t) in wanted:
+            wanted[id(t)] = g
+
+    _walk(outputs, seeds, create_graph, collect)
+    results = []
+    for i, t in enumerate(inputs):
+        g = wanted[id(t)]
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "
+                f"pass allow_unused=True to get None for it"
+            )
+        results.append(g if g is None or isinstance(g, Tensor) else Tensor(g))
+    return tuple(results)

@@ -1,0 +1,113 @@
+"""Gradient checking: the autograd against central finite differences.
+
+    ∂f/∂θ_i ≈ (f(θ + ε e_i) - f(θ - ε e_i)) / (2ε)
+
+The truncation error is O(ε²) and the rounding error about eps_machine·|f|/ε;
+in float64, ε = 1e-6 balances the two. So checks run in float64 only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .autograd import grad
+from .tensor import Tensor, no_grad
+
+
+class GradcheckError(AssertionError):
+    """The analytic and the numerical gradients disagree."""
+
+
+def _float64_copies(inputs: tuple) -> list[Tensor]:
+    return [
+        Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad)
+        if isinstance(x, Tensor) else Tensor(np.array(x, dtype=np.float64))
+        for x in inputs
+    ]
+
+
+def _scalar(fn: Callable[..., Tensor], inputs: list[Tensor], projection: np.ndarray | None):
+    out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    return out if projection is None else (out * projection).sum()
+
+
+def _projection(fn: Callable[..., Tensor], inputs: list[Tensor]) -> np.ndarray | None:
+    """For a non-scalar output, check the VJP with one fixed random vector v."""
+    with no_grad():
+        shape = fn(*inputs).shape
+    if shape == ():
+        return None
+    rng = np.random.default_rng(0)
+    return rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def numerical_grad(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
+                   projection: np.ndarray | None = None) -> list[np.ndarray | None]:
+    """Central finite differences of a scalar `fn` for every input that requires grad.
+
+    Inputs are copied to float64 first; None stands for inputs that do not require grad.
+    A non-scalar output is reduced to sum(projection * fn(...)) first.
+    """
+    inputs64 = _float64_copies(inputs)
+    result: list[np.ndarray | None] = []
+    with no_grad():
+        for x in inputs64:
+            if not x.requires_grad:
+                result.append(None)
+                continue
+            g = np.zeros_like(x.data)
+            flat, gflat = x.data.reshape(-1), g.reshape(-1)
+            for i in range(flat.size):
+                original = flat[i]
+                flat[i] = original + eps
+                f_plus = _scalar(fn, inputs64, projection).item()
+                flat[i] = original - eps
+                f_minus = _scalar(fn, inputs64, projection).item()
+                flat[i] = original
+                gflat[i] = (f_plus - f_minus) / (2 * eps)
+            result.append(g)
+    return result
+
+
+def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
+              atol: float = 1e-6, rtol: float = 1e-5) -> bool:
+    """Check the autograd gradient of `fn` at `inputs` against finite differences.
+
+    Every element of every input that requires grad is perturbed, in float64.
+    Passes when |analytic - numeric| <= atol + rtol·|numeric| everywhere and returns
+    True; otherwise raises GradcheckError naming, per failing input, the largest
+    absolute and relative errors and where they are.
+    """
+    inputs64 = _float64_copies(inputs)
+    wrt = [x for x in inputs64 if x.requires_grad]
+    if not wrt:
+        raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
+    projection = _projection(fn, inputs64)
+    out = _scalar(fn, inputs64, projection)
+    analytic = grad(out, wrt, allow_unused=True) if out.requires_grad else [None] * len(wrt)
+    numeric = [g for g in numerical_grad(fn, *inputs64, eps=eps, projection=projection)
+               if g is not None]
+    problems = []
+    for i, (x, a, n) in enumerate(zip(wrt, analytic, numeric)):
+        a = np.zeros_like(n) if a is None else a.data
+        err = np.abs(a - n)
+        if np.all(err <= atol + rtol * np.abs(n)):
+            continue
+        rel = err / np.maximum(np.abs(n), np.finfo(np.float64).tiny)
+        worst = np.unravel_index(np.argmax(err), err.shape)
+        worst_rel = np.unravel_index(np.argmax(rel), rel.shape)
+        problems.append(
+            f"input {i} (shape {x.shape}): largest absolute error {err[worst]:.3g} at index "
+            f"{tuple(int(j) for j in worst)} (analytic {a[worst]:.10g}, numeric "
+            f"{n[worst]:.10g}); largest relative error {rel[worst_rel]:.3g} at index "
+            f"{tuple(int(j) for j in worst_rel)}"
+        )
+    if problems:
+        raise GradcheckError("gradcheck failed (atol={}, rtol={}, eps={}):\n  {}".format(
+            atol, rtol, eps, "\n  ".join(problems)))
+    return True

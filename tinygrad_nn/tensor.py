@@ -1,0 +1,304 @@
+"""The Tensor: a numpy array that remembers how it was computed.
+
+A Tensor made by a primitive keeps the primitive (`_op`), its input tensors
+(`_parents`) and its non-tensor arguments (`_params`). Those three fields are the
+whole computation graph; `autograd.py` walks it backwards.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+_FLOAT_KINDS = "f"
+
+
+class _GradMode:
+    """Whether primitives record the graph; `no_grad` switches it off."""
+
+    enabled = True
+
+
+class no_grad:
+    """Stop recording the graph, as a context manager or as a decorator.
+
+    >>> x = Tensor([1.0, 2.0], requires_grad=True)
+    >>> with no_grad():
+    ...     y = x * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __new__(cls, func: Callable | None = None):
+        self = super().__new__(cls)
+        self._saved = []
+        return self if func is None else self(func)
+
+    def __enter__(self) -> no_grad:
+        # A stack, not one saved flag, so a decorated function may recurse.
+        self._saved.append(_GradMode.enabled)
+        _GradMode.enabled = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._saved.pop()
+
+    def __call__(self, func: Callable) -> Callable:
+        @functools.wraps(func)
+        def without_grad(*args, **kwargs):
+            with no_grad():
+                return func(*args, **kwargs)
+
+        return without_grad
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside `no_grad`."""
+    return _GradMode.enabled
+
+
+def to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """The one place that turns user data into an ndarray.
+
+    Python numbers and lists become float64 (unless `dtype` says otherwise);
+    ndarrays keep their dtype. Strings, objects and ragged lists are refused.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (np.ndarray, np.generic)):
+        array = np.asarray(data)
+    else:
+        try:
+            array = np.asarray(data)
+        except ValueError as err:  # numpy's message for ragged nesting
+            raise ValueError(
+                f"Tensor: cannot build a tensor from a ragged nested sequence "
+                f"(sublists of different lengths): {err}"
+            ) from None
+        if array.dtype.kind in "iub":
+            array = array.astype(np.float64)
+    if array.dtype.kind not in "fiub":
+        what = {"O": "objects", "U": "strings", "S": "bytes", "c": "complex numbers"}
+        shown = what.get(array.dtype.kind, f"dtype {array.dtype}")
+        raise TypeError(
+            f"Tensor: cannot build a tensor from {type(data).__name__} data holding {shown} "
+            f"(dtype {array.dtype}); expected numbers "
+            f"(int, float, bool), a nested list of numbers or a numeric ndarray"
+        )
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array of numbers that records the computation graph.
+
+    >>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    Tensor([2., 4., 6.])
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_params", "_retain",
+                 "__weakref__")
+    # Make `ndarray + Tensor` return NotImplemented so Tensor.__radd__ runs.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data = to_array(data, dtype)
+        self.grad: Tensor | None = None
+        self._op = None
+        self._parents: tuple[Tensor, ...] = ()
+        self._params: dict = {}
+        self._retain = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_()
+
+    @classmethod
+    def _make(cls, data: np.ndarray, op: Any, parents: tuple, params: dict) -> Tensor:
+        """A primitive's output: skips validation, since data came from numpy."""
+        out = cls.__new__(cls)
+        out.data, out.grad, out._retain = data, None, False
+        out._op, out._parents, out._params = op, parents, params
+        out.requires_grad = op is not None
+        return out
+
+    # --- what PyTorch users expect -------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user rather than by a primitive."""
+        return self._op is None
+
+    @property
+    def grad_fn(self) -> str | None:
+        """The name of the primitive that made this tensor, or None for a leaf."""
+        return None if self._op is None else self._op.name
+
+    def numpy(self) -> np.ndarray:
+        """The underlying ndarray (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(
+                f"item: only a tensor with exactly one element converts to a Python number, "
+                f"this one has shape {self.shape}"
+            )
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._make(self.data, None, (), {})
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
+            raise RuntimeError(
+                f"requires_grad: only floating-point tensors can require gradients, "
+                f"this one has dtype {self.dtype}; build it with dtype=np.float64 or float32"
+            )
+        if not requires_grad and self._op is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf after backward (e.g. to read a layer's δ^l)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        self._retain = True
+
+    def backward(self, gradient: Any = None, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (reverse mode).
+
+        A scalar is seeded with 1; any other shape needs `gradient` of its shape,
+        the vector in the vector–Jacobian product.
+        """
+        from .autograd import backward
+
+        backward(self, gradient, create_graph)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extras = []
+        if self.dtype != np.float64:
+            extras.append(f"dtype={self.dtype}")
+        if self._op is not None:
+            extras.append(f"grad_fn=<{self._op.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"Tensor({', '.join([body, *extras])})"
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    __hash__ = object.__hash__
+
+    # --- operators: every one is a primitive from ops.py ---------------------------
+
+    def __add__(self, other): return ops.add(self, other)
+    def __radd__(self, other): return ops.add(other, self)
+    def __sub__(self, other): return ops.sub(self, other)
+    def __rsub__(self, other): return ops.sub(other, self)
+    def __mul__(self, other): return ops.mul(self, other)
+    def __rmul__(self, other): return ops.mul(other, self)
+    def __truediv__(self, other): return ops.div(self, other)
+    def __rtruediv__(self, other): return ops.div(other, self)
+    def __pow__(self, other): return ops.pow(self, other)
+    def __rpow__(self, other): return ops.pow(other, self)
+    def __matmul__(self, other): return ops.matmul(self, other)
+    def __rmatmul__(self, other): return ops.matmul(other, self)
+    def __neg__(self): return ops.neg(self)
+    def __pos__(self): return self
+
+    # Comparisons are not differentiable: they give boolean tensors off the graph.
+    def __lt__(self, other): return _compare(np.less, self, other)
+    def __le__(self, other): return _compare(np.less_equal, self, other)
+    def __gt__(self, other): return _compare(np.greater, self, other)
+    def __ge__(self, other): return _compare(np.greater_equal, self, other)
+    def __eq__(self, other): return _compare(np.equal, self, other)  # type: ignore[override]
+    def __ne__(self, other): return _compare(np.not_equal, self, other)  # type: ignore[override]
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.getitem(self, index=_plain_index(index))
+
+    # --- functions as methods -----------------------------------------------------
+
+    def exp(self) -> Tensor: return ops.exp(self)
+    def log(self) -> Tensor: return ops.log(self)
+    def sigmoid(self) -> Tensor: return ops.sigmoid(self)
+    def tanh(self) -> Tensor: return ops.tanh(self)
+    def relu(self) -> Tensor: return ops.relu(self)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.max(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.reshape(self, shape=shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """numpy's transpose: no axes reverses them, else `axes` is a permutation."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.transpose(self, axes=axes or None)
+
+    def swapaxes(self, a: int, b: int) -> Tensor:
+        axes = list(range(self.ndim))
+        axes[a], axes[b] = axes[b], axes[a]
+        return ops.transpose(self, axes=tuple(axes))
+
+    @property
+    def T(self) -> Tensor:
+        return ops.transpose(self, axes=None)
+
+
+def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
+    return Tensor._make(ufunc(to_array(a), to_array(b)), None, (), {})
+
+
+def _plain_index(index: Any) -> Any:
+    """Indices may hold tensors; numpy wants arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+from . import ops  # noqa: E402  (ops needs Tensor defined first)
