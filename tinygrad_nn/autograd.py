@@ -21,24 +21,29 @@ from .tensor import Tensor, to_array
 def toposort(outputs: Sequence[Tensor]) -> list[Tensor]:
     """Every tensor that needs a gradient, each after all of its inputs.
 
-    Depth-first with an explicit stack, not recursion, so a chain of 100,000
-    ops is fine.
+    Depth-first with an explicit stack of (tensor, iterator over its inputs),
+    not recursion, so a chain of 100,000 ops is fine.
     """
     order: list[Tensor] = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(t, False) for t in outputs if t.requires_grad]
-    while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
+    for root in outputs:
+        if not root.requires_grad or id(root) in seen:
             continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for parent in node._parents:
-            if parent.requires_grad and id(parent) not in seen:
-                stack.append((parent, False))
+        seen.add(id(root))
+        stack = [(root, iter(root._parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent.requires_grad and id(parent) not in seen:
+                    seen.add(id(parent))
+                    if parent._op is None:  # a leaf has no inputs to visit first
+                        order.append(parent)
+                    else:
+                        stack.append((parent, iter(parent._parents)))
+                        break
+            else:
+                stack.pop()
+                order.append(node)
     return order
 
 

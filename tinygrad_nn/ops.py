@@ -42,16 +42,22 @@ class Primitive:
                 break
         if like is None:  # plain arrays in, plain array out: the first-order backward
             return self.forward(*inputs, **params)
-        tensors = tuple(x if isinstance(x, Tensor) else _constant(x, like) for x in inputs)
+        # A plain loop, not comprehensions: this runs for every op of every step.
+        tensors, arrays, needs_grad = [], [], False
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                x = _constant(x, like)
+            elif x.requires_grad:
+                needs_grad = True
+            tensors.append(x)
+            arrays.append(x.data)
         try:
-            data = self.forward(*[t.data for t in tensors], **params)
+            data = self.forward(*arrays, **params)
         except (ValueError, IndexError, TypeError) as err:
             raise _explain(self.name, tensors, params, err) from None
-        if _GradMode.enabled:
-            for t in tensors:
-                if t.requires_grad:
-                    return Tensor._make(data, self, tensors, params)
-        return Tensor._make(data, None, (), {})
+        if needs_grad and _GradMode.enabled:
+            return Tensor._make(data, self, tuple(tensors), params)
+        return Tensor._make(data, None, (), params)
 
 
 def _constant(x: Any, like: Tensor) -> Tensor:
@@ -105,12 +111,27 @@ def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
 
 
 def _stable_sigmoid(z: np.ndarray) -> np.ndarray:
-    """eq. 1.6, σ(z) = 1/(1 + e^{-z}), without overflow for large |z|.
+    """eq. 1.6, σ(z) = 1/(1 + e^{-z}), with no overflow for large |z|.
 
-    e^{-|z|} never overflows; for z < 0 use σ(z) = e^{z} / (1 + e^{z}).
+    e^{-z} overflows for z below -log(max float) (about -709 in float64, -88 in
+    float32); clamping z there changes σ by less than the smallest normal number,
+    and the formula keeps full relative precision everywhere else.
     """
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    t = np.maximum(z, _SIGMOID_FLOOR.get(z.dtype, -709.0))
+    np.negative(t, t)  # in place: this runs on every layer of every step
+    np.exp(t, t)
+    t += 1.0
+    return np.reciprocal(t, t)
+
+
+_SIGMOID_FLOOR = {np.dtype(t): -float(np.log(np.finfo(t).max)) for t in (np.float32, np.float64)}
+
+
+def _broadcast_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """numpy's broadcast_to, but a writeable array rather than a read-only view."""
+    out = np.empty(shape, dtype=x.dtype)
+    out[...] = x
+    return out
 
 
 def _unpromote(g: Any, x: Any, y: Any) -> tuple[Any, Any, Any]:
@@ -190,7 +211,7 @@ matmul = Primitive("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y,
 linear = Primitive("linear", lambda x, w, b: x @ w.T + b,
                    lambda g, out, x, w, b: g @ w,  # BP2's (w^{l+1})ᵀ δ^{l+1}, rows as examples
                    _linear_vjp_w,                  # BP4
-                   lambda g, out, x, w, b: g,      # BP3; sum_to sums over the mini-batch
+                   lambda g, out, x, w, b: g.reshape((-1, w.shape[0])).sum(axis=0),  # BP3
                    doc="z = x wᵀ + b, the weighted input of a layer (z^l = w^l a^{l-1} + b^l) "
                        "for rows of examples x, with w of shape (n_out, n_in).")
 sum = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
@@ -198,7 +219,7 @@ sum = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=k
                     broadcast_to(g.reshape(_kept_shape(x.shape, axis)), shape=x.shape))
 max = Primitive("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
                 _max_vjp)
-broadcast_to = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+broadcast_to = Primitive("broadcast_to", _broadcast_to,
                          lambda g, out, x, shape: g)  # sum_to in the walk undoes it
 reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape),
                     lambda g, out, x, shape: g.reshape(x.shape))

@@ -1,0 +1,42 @@
+"""Every ```python block in the README and docs/ runs, and its shown output is checked.
+
+Blocks written as an interactive session (`>>>`) are doctests; other blocks are
+executed as scripts. Blocks of one file share a namespace, in order, so a page
+reads as one session.
+"""
+
+import doctest
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def python_blocks(page: Path) -> list[tuple[int, str]]:
+    text = page.read_text(encoding="utf-8")
+    return [(text[: m.start()].count("\n") + 2, m.group(1)) for m in FENCE.finditer(text)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_code_blocks_run_and_show_their_output(page: Path) -> None:
+    blocks = python_blocks(page)
+    namespace: dict = {"__name__": "__docs__"}
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    parser = doctest.DocTestParser()
+    old = np.get_printoptions()
+    try:
+        for line, code in blocks:
+            name = f"{page.name}:{line}"
+            if ">>>" in code:
+                test = parser.get_doctest(code, namespace, name, str(page), line)
+                result = runner.run(test, clear_globs=False)
+                assert result.failed == 0, f"{name}: {result.failed} example(s) failed (see above)"
+            else:
+                exec(compile(code, name, "exec"), namespace)  # noqa: S102
+    finally:
+        np.set_printoptions(**old)
