@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .ops import sum_to
+from .ops import constant, sum_to
 from .tensor import Tensor, to_array
 
 
@@ -34,7 +34,7 @@ def toposort(outputs: Sequence[Tensor]) -> list[Tensor]:
         while stack:
             node, parents = stack[-1]
             for parent in parents:
-                if parent.requires_grad and id(parent) not in seen:
+                if parent is not None and parent.requires_grad and id(parent) not in seen:
                     seen.add(id(parent))
                     if parent._op is None:  # a leaf has no inputs to visit first
                         order.append(parent)
@@ -66,20 +66,22 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
         if op is None:
             continue
         if create_graph:
-            out, inputs = node, node._parents
+            out = node
+            inputs = [p if p is not None else constant(a, node)
+                      for p, a in zip(node._parents, node._arrays)]
         else:
-            out, inputs = node.data, [p.data for p in node._parents]
+            out, inputs = node.data, node._arrays
+        params = node._params
         for parent, vjp in zip(node._parents, op.vjps):
-            if not parent.requires_grad:
+            if parent is None or not parent.requires_grad:
                 continue
-            g_in = vjp(g, out, *inputs, **node._params)
-            if g_in.shape != parent.shape:
-                g_in = sum_to(g_in, parent.shape)
+            g_in = vjp(g, out, *inputs, **params)
+            shape = parent.data.shape
+            if g_in.shape != shape:
+                g_in = sum_to(g_in, shape)
             key = id(parent)
-            if key in grads:
-                grads[key] = grads[key] + g_in
-            else:
-                grads[key] = g_in
+            previous = grads.get(key)
+            grads[key] = g_in if previous is None else previous + g_in
 
 
 def _seed(output: Tensor, gradient: Any, create_graph: bool, who: str) -> Any:
@@ -126,7 +128,7 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
             return
         if not isinstance(g, Tensor):
             # A broadcast view is read-only; a user's .grad should be an ordinary array.
-            g = Tensor._make(g if g.flags.writeable else g.copy(), None, (), {})
+            g = Tensor._make(g if g.flags.writeable else g.copy())
         t.grad = g if t.grad is None else t.grad + g
 
     _walk([output], [seed], create_graph, accumulate)

@@ -43,33 +43,34 @@ class Primitive:
         if like is None:  # plain arrays in, plain array out: the first-order backward
             return self.forward(*inputs, **params)
         # A plain loop, not comprehensions: this runs for every op of every step.
-        tensors, arrays, needs_grad = [], [], False
+        parents, arrays, needs_grad = [], [], False
         for x in inputs:
-            if not isinstance(x, Tensor):
-                x = _constant(x, like)
-            elif x.requires_grad:
-                needs_grad = True
-            tensors.append(x)
-            arrays.append(x.data)
+            if isinstance(x, Tensor):
+                needs_grad = needs_grad or x.requires_grad
+                parents.append(x)
+                arrays.append(x.data)
+            else:  # a constant; numpy keeps float32 for a Python number
+                parents.append(None)
+                arrays.append(x if isinstance(x, (int, float)) else to_array(x))
         try:
             data = self.forward(*arrays, **params)
         except (ValueError, IndexError, TypeError) as err:
-            raise _explain(self.name, tensors, params, err) from None
+            raise _explain(self.name, arrays, params, err) from None
         if needs_grad and _GradMode.enabled:
-            return Tensor._make(data, self, tuple(tensors), params)
-        return Tensor._make(data, None, (), params)
+            return Tensor._make(data, self, tuple(parents), params, tuple(arrays))
+        return Tensor._make(data)
 
 
-def _constant(x: Any, like: Tensor) -> Tensor:
-    """A Python number takes the tensor's float dtype, so float32 stays float32."""
+def constant(x: Any, like: Tensor) -> Tensor:
+    """A constant input as a tensor off the graph, in `like`'s float dtype."""
     if isinstance(x, (int, float)) and like.dtype.kind == "f":
-        return Tensor._make(np.asarray(x, dtype=like.dtype), None, (), {})
-    return Tensor._make(to_array(x), None, (), {})
+        return Tensor._make(np.asarray(x, dtype=like.dtype))
+    return Tensor._make(to_array(x))
 
 
-def _explain(name: str, tensors: tuple, params: dict, err: Exception) -> Exception:
+def _explain(name: str, arrays: list, params: dict, err: Exception) -> Exception:
     """Turn numpy's complaint into one that names the op and the shapes."""
-    shapes = [t.shape for t in tensors]
+    shapes = [np.shape(a) for a in arrays]
     if name == "matmul":
         (a, b) = shapes
         if 0 in (len(a), len(b)):
@@ -81,7 +82,7 @@ def _explain(name: str, tensors: tuple, params: dict, err: Exception) -> Excepti
     if name == "linear":
         return ValueError(f"linear: input {shapes[0]}, weight {shapes[1]}, bias {shapes[2]}: "
                           f"expected input (..., n_in), weight (n_out, n_in), bias (n_out,)")
-    if len(tensors) == 2 and isinstance(err, ValueError) and "broadcast" in str(err):
+    if len(arrays) == 2 and isinstance(err, ValueError) and "broadcast" in str(err):
         return ValueError(f"{name}: shapes {shapes[0]} and {shapes[1]} do not broadcast "
                           f"(numpy's rule: trailing dimensions must be equal or 1)")
     shown = ", ".join(f"{k}={v!r}" for k, v in params.items())

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 _FLOAT_KINDS = "f"
+_NO_PARAMS: dict = {}
 
 
 class _GradMode:
@@ -103,8 +104,8 @@ class Tensor:
     Tensor([2., 4., 6.])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_params", "_retain",
-                 "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_arrays", "_params",
+                 "_retain", "__weakref__")
     # Make `ndarray + Tensor` return NotImplemented so Tensor.__radd__ runs.
     __array_ufunc__ = None
 
@@ -112,19 +113,26 @@ class Tensor:
         self.data = to_array(data, dtype)
         self.grad: Tensor | None = None
         self._op = None
-        self._parents: tuple[Tensor, ...] = ()
-        self._params: dict = {}
+        self._parents: tuple[Tensor | None, ...] = ()
+        self._arrays: tuple = ()
+        self._params: dict = _NO_PARAMS
         self._retain = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_()
 
     @classmethod
-    def _make(cls, data: np.ndarray, op: Any, parents: tuple, params: dict) -> Tensor:
-        """A primitive's output: skips validation, since data came from numpy."""
+    def _make(cls, data: np.ndarray, op: Any = None, parents: tuple = (),
+              params: dict | None = None, arrays: tuple = ()) -> Tensor:
+        """A primitive's output: skips validation, since data came from numpy.
+
+        `parents` holds the input tensors (None for a constant such as a Python
+        number) and `arrays` the input values the VJPs will need.
+        """
         out = cls.__new__(cls)
         out.data, out.grad, out._retain = data, None, False
-        out._op, out._parents, out._params = op, parents, params
+        out._op, out._parents, out._arrays = op, parents, arrays
+        out._params = _NO_PARAMS if params is None else params
         out.requires_grad = op is not None
         return out
 
@@ -170,7 +178,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
-        return Tensor._make(self.data, None, (), {})
+        return Tensor._make(self.data)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
@@ -287,7 +295,7 @@ class Tensor:
 
 
 def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
-    return Tensor._make(ufunc(to_array(a), to_array(b)), None, (), {})
+    return Tensor._make(ufunc(to_array(a), to_array(b)))
 
 
 def _plain_index(index: Any) -> Any:
