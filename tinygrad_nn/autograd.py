@@ -127,8 +127,8 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
         if t._op is not None and not t._retain:
             return
         if not isinstance(g, Tensor):
-            # A broadcast view is read-only; a user's .grad should be an ordinary array.
-            g = Tensor._make(g if g.flags.writeable else g.copy())
+            # A user's .grad is an ordinary writeable array, not a numpy scalar or a view.
+            g = Tensor._make(g if type(g) is np.ndarray and g.flags.writeable else np.array(g))
         t.grad = g if t.grad is None else t.grad + g
 
     _walk([output], [seed], create_graph, accumulate)

@@ -17,6 +17,7 @@ sums it back to the input's shape with `sum_to`, in one place.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from typing import Any
 
@@ -49,23 +50,30 @@ class Primitive:
                 needs_grad = needs_grad or x.requires_grad
                 parents.append(x)
                 arrays.append(x.data)
-            else:  # a constant; numpy keeps float32 for a Python number
+            else:
                 parents.append(None)
-                arrays.append(x if isinstance(x, (int, float)) else to_array(x))
+                arrays.append(_constant_array(x, like))
         try:
             data = self.forward(*arrays, **params)
         except (ValueError, IndexError, TypeError) as err:
             raise _explain(self.name, arrays, params, err) from None
+        if type(data) is not np.ndarray:  # numpy gives scalars for 0-d results
+            data = np.asarray(data)
         if needs_grad and _GradMode.enabled:
             return Tensor._make(data, self, tuple(parents), params, tuple(arrays))
         return Tensor._make(data)
 
 
+def _constant_array(x: Any, like: Tensor) -> Any:
+    """A Python number takes the tensor's float dtype, so float32 stays float32."""
+    if isinstance(x, (int, float)):
+        return like.dtype.type(x) if like.dtype.kind == "f" else x
+    return to_array(x)
+
+
 def constant(x: Any, like: Tensor) -> Tensor:
-    """A constant input as a tensor off the graph, in `like`'s float dtype."""
-    if isinstance(x, (int, float)) and like.dtype.kind == "f":
-        return Tensor._make(np.asarray(x, dtype=like.dtype))
-    return Tensor._make(to_array(x))
+    """A constant input (as recorded by a primitive) as a tensor off the graph."""
+    return Tensor._make(np.asarray(_constant_array(x, like)))
 
 
 def _explain(name: str, arrays: list, params: dict, err: Exception) -> Exception:
@@ -114,18 +122,19 @@ def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
 def _stable_sigmoid(z: np.ndarray) -> np.ndarray:
     """eq. 1.6, σ(z) = 1/(1 + e^{-z}), with no overflow for large |z|.
 
-    e^{-z} overflows for z below -log(max float) (about -709 in float64, -88 in
-    float32); clamping z there changes σ by less than the smallest normal number,
-    and the formula keeps full relative precision everywhere else.
+    e^{-z} overflows for z below -log(max float); clamping z at -709 (float64) or
+    -88 (float32) changes σ by less than 1e-307 (float64) or 1e-38 (float32), and
+    the formula keeps full relative precision everywhere else.
     """
-    t = np.maximum(z, _SIGMOID_FLOOR.get(z.dtype, -709.0))
-    np.negative(t, t)  # in place: this runs on every layer of every step
-    np.exp(t, t)
+    t = np.empty(z.shape, dtype=z.dtype if z.dtype.kind == "f" else np.float64)
+    np.maximum(z, _SIGMOID_FLOOR.get(t.dtype, -709.0), out=t)
+    np.negative(t, out=t)  # in place: this runs on every layer of every step
+    np.exp(t, out=t)
     t += 1.0
-    return np.reciprocal(t, t)
+    return np.reciprocal(t, out=t)
 
 
-_SIGMOID_FLOOR = {np.dtype(t): -float(np.log(np.finfo(t).max)) for t in (np.float32, np.float64)}
+_SIGMOID_FLOOR = {np.dtype(t): -np.floor(np.log(np.finfo(t).max)) for t in (np.float32, np.float64)}
 
 
 def _broadcast_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -161,11 +170,42 @@ def _linear_vjp_w(g: Any, out: Any, x: Any, w: Any, b: Any) -> Any:
     return g.reshape((-1, w.shape[0])).T @ x.reshape((-1, w.shape[1]))
 
 
+def _value(x: Any) -> np.ndarray:
+    """The plain array behind x: for masks and signs, whose derivative is zero."""
+    return x.data if isinstance(x, Tensor) else x
+
+
 def _max_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    # Ties share the gradient equally (as numpy's amax and torch.amax).
+    # Ties share the gradient equally (as torch.amax does).
     kept = _kept_shape(x.shape, axis)
-    winners = x == out.reshape(kept)
-    return winners * (g.reshape(kept) / winners.sum(axis=axis, keepdims=True))
+    winners = _value(x) == _value(out).reshape(kept)
+    share = winners / winners.sum(axis=axis, keepdims=True)
+    return g.reshape(kept) * share.astype(g.dtype, copy=False)
+
+
+def _tie_share(g: Any, x: Any, y: Any, wins: np.ufunc) -> Any:
+    """maximum/minimum: g where x wins, g/2 on a tie, 0 where it loses."""
+    x, y = _value(x), _value(y)
+    return g * (wins(x, y) + 0.5 * (x == y)).astype(g.dtype, copy=False)
+
+
+def _logsumexp(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    """log Σ e^x, shifted by the max so no exponential overflows."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # an all -inf row stays -inf, not nan
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _concatenate_vjps(n: int) -> tuple[Callable, ...]:
+    def piece(i: int) -> Callable:
+        def vjp(g: Any, out: Any, *xs: Any, axis: int) -> Any:
+            start = builtins.sum(x.shape[axis] for x in xs[:i])
+            index = [slice(None)] * g.ndim
+            index[axis] = slice(start, start + xs[i].shape[axis])
+            return g[tuple(index)]
+        return vjp
+    return tuple(piece(i) for i in range(n))
 
 
 def _scatter_add(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -205,7 +245,7 @@ sigmoid = Primitive("sigmoid", _stable_sigmoid,
 tanh = Primitive("tanh", np.tanh,
                  lambda g, out, x: g * (1 - out * out))
 relu = Primitive("relu", lambda x: np.maximum(x, 0),
-                 lambda g, out, x: g * (out > 0),  # relu'(0) = 0, as PyTorch
+                 lambda g, out, x: g * (_value(out) > 0),  # relu'(0) = 0, as PyTorch
                  doc="max(z, 0); its derivative at 0 is taken as 0.")
 matmul = Primitive("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y,
                    doc="numpy's @: 1-D, 2-D and batched operands.")
@@ -225,21 +265,58 @@ broadcast_to = Primitive("broadcast_to", _broadcast_to,
 reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape),
                     lambda g, out, x, shape: g.reshape(x.shape))
 transpose = Primitive("transpose", lambda x, axes: np.transpose(x, axes),
-                      lambda g, out, x, axes:
-                          g.transpose(None if axes is None else tuple(np.argsort(axes))))
+                      lambda g, out, x, axes: g.transpose(
+                          None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))))
 getitem = Primitive("getitem", lambda x, index: x[index],
                     lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape))
 scatter_add = Primitive("scatter_add", _scatter_add,
                         lambda g, out, x, index, shape: g[index])
 
 
-# --- derived operations: made of primitives, so they need no VJP of their own ---------------
+sqrt = Primitive("sqrt", np.sqrt,
+                 lambda g, out, x: g / (2 * out))
+abs = Primitive("abs", np.abs,
+                lambda g, out, x: g * np.sign(_value(x)),  # abs'(0) = 0, as PyTorch
+                doc="|x|; its derivative at 0 is taken as 0.")
+clip = Primitive("clip", lambda x, lo, hi: np.clip(x, lo, hi),
+                 lambda g, out, x, lo, hi: g * (_value(out) == _value(x)),
+                 doc="x limited to [lo, hi]; the gradient passes where lo <= x <= hi "
+                     "(bounds included, as torch.clamp).")
+maximum = Primitive("maximum", np.maximum,
+                    lambda g, out, x, y: _tie_share(g, x, y, np.greater),
+                    lambda g, out, x, y: _tie_share(g, y, x, np.greater),
+                    doc="Elementwise max of two tensors; a tie gives each half the gradient.")
+minimum = Primitive("minimum", np.minimum,
+                    lambda g, out, x, y: _tie_share(g, x, y, np.less),
+                    lambda g, out, x, y: _tie_share(g, y, x, np.less),
+                    doc="Elementwise min of two tensors; a tie gives each half the gradient.")
+where = Primitive("where", lambda x, y, condition: np.where(condition, x, y),
+                  lambda g, out, x, y, condition: g * condition,
+                  lambda g, out, x, y, condition: g * ~condition,
+                  doc="x where the boolean array `condition` holds, else y (numpy's where).")
+leaky_relu = Primitive("leaky_relu", lambda x, slope: np.where(x > 0, x, x * slope),
+                       lambda g, out, x, slope:
+                           g * np.where(_value(x) > 0, 1, slope).astype(g.dtype, copy=False),
+                       doc="x for x > 0, slope·x otherwise; the derivative at 0 is `slope`.")
+softplus = Primitive("softplus", lambda x: np.logaddexp(0, x),
+                     lambda g, out, x: g * sigmoid(x),
+                     doc="log(1 + e^x), computed without overflow; its derivative is σ(x).")
+logsumexp = Primitive("logsumexp", _logsumexp,
+                      lambda g, out, x, axis, keepdims:
+                          g.reshape(_kept_shape(x.shape, axis))
+                          * exp(x - out.reshape(_kept_shape(x.shape, axis))),
+                      doc="log Σ e^x over `axis`, stable for large |x|; its VJP is g·softmax.")
+_concatenate_ops: dict[int, Primitive] = {}
 
 
-def mean(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """The sum divided by the number of elements reduced."""
-    if x.size == 0:
-        raise ValueError(f"mean: the tensor of shape {x.shape} is empty; a mean of no elements "
-                         f"is undefined")
-    total = sum(x, axis=axis, keepdims=keepdims)
-    return total * (total.size / x.size)
+def concatenate(tensors: Any, axis: int = 0) -> Any:
+    """Join tensors along an existing axis; each gets its slice of the gradient back."""
+    tensors = tuple(tensors)
+    if not tensors:
+        raise ValueError("concatenate: needs at least one tensor")
+    op = _concatenate_ops.get(len(tensors))
+    if op is None:  # one primitive per number of inputs, each input with its own VJP
+        op = _concatenate_ops[len(tensors)] = Primitive(
+            "concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
+            *_concatenate_vjps(len(tensors)))
+    return op(*tensors, axis=axis)

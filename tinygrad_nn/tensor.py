@@ -15,6 +15,7 @@ import numpy as np
 
 _FLOAT_KINDS = "f"
 _NO_PARAMS: dict = {}
+Axis = int | tuple[int, ...] | None
 
 
 class _GradMode:
@@ -263,15 +264,48 @@ class Tensor:
     def sigmoid(self) -> Tensor: return ops.sigmoid(self)
     def tanh(self) -> Tensor: return ops.tanh(self)
     def relu(self) -> Tensor: return ops.relu(self)
+    def sqrt(self) -> Tensor: return ops.sqrt(self)
+    def abs(self) -> Tensor: return ops.abs(self)
+    def softplus(self) -> Tensor: return ops.softplus(self)
+    def leaky_relu(self, slope: float = 0.01) -> Tensor: return ops.leaky_relu(self, slope=slope)
+    def clip(self, lo: Any = None, hi: Any = None) -> Tensor: return ops.clip(self, lo=lo, hi=hi)
+    def maximum(self, other: Any) -> Tensor: return ops.maximum(self, other)
+    def minimum(self, other: Any) -> Tensor: return ops.minimum(self, other)
 
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return ops.sum(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return ops.max(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return F.mean(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return F.min(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        return F.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        return F.std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return ops.logsumexp(self, axis=axis, keepdims=keepdims)
+
+    def softmax(self, axis: int = -1) -> Tensor: return F.softmax(self, axis=axis)
+    def log_softmax(self, axis: int = -1) -> Tensor: return F.log_softmax(self, axis=axis)
+
+    # Not differentiable: plain integer arrays, as in numpy.
+    def argmax(self, axis: int | None = None) -> np.ndarray: return np.argmax(self.data, axis)
+    def argmin(self, axis: int | None = None) -> np.ndarray: return np.argmin(self.data, axis)
+
+    def squeeze(self, axis: Axis = None) -> Tensor: return F.squeeze(self, axis)
+    def unsqueeze(self, axis: int) -> Tensor: return F.unsqueeze(self, axis)
+    def flatten(self, start_axis: int = 0) -> Tensor: return F.flatten(self, start_axis)
+
+    def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
+        return ops.broadcast_to(self, shape=tuple(shape))
 
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -282,7 +316,7 @@ class Tensor:
         """numpy's transpose: no axes reverses them, else `axes` is a permutation."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return ops.transpose(self, axes=axes or None)
+        return ops.transpose(self, axes=None if axes in ((), (None,)) else axes)
 
     def swapaxes(self, a: int, b: int) -> Tensor:
         axes = list(range(self.ndim))
@@ -309,4 +343,5 @@ def _plain_index(index: Any) -> Any:
     return index
 
 
-from . import ops  # noqa: E402  (ops needs Tensor defined first)
+from . import functional as F  # noqa: E402  (both need Tensor defined first)
+from . import ops  # noqa: E402

@@ -1,0 +1,89 @@
+"""Derived operations: made of primitives, so they need no VJP of their own.
+
+Their gradients come from the chain rule over the primitives they are written
+with; gradcheck tests them like any primitive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import ops
+from .tensor import Tensor, to_array
+
+Axis = int | tuple[int, ...] | None
+
+
+def _reduced(x: Tensor, axis: Axis, keepdims: bool, who: str) -> tuple[Tensor, int]:
+    """The sum over `axis` and how many elements each entry of it combines."""
+    if x.size == 0:
+        raise ValueError(f"{who}: the tensor of shape {x.shape} is empty")
+    total = ops.sum(x, axis=axis, keepdims=keepdims)
+    return total, x.size // total.size
+
+
+def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """The sum divided by the number of elements reduced."""
+    total, n = _reduced(x, axis, keepdims, "mean")
+    return total * (1.0 / n)
+
+
+def min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """min(x) = -max(-x); ties share the gradient equally, as in max."""
+    return -ops.max(-x, axis=axis, keepdims=keepdims)
+
+
+def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Mean squared deviation from the mean, divided by n - ddof (numpy's convention)."""
+    total, n = _reduced(x, axis, True, "var")
+    if n - ddof <= 0:
+        raise ValueError(f"var: ddof={ddof} but only {n} elements are reduced")
+    deviation = x - total * (1.0 / n)
+    return ops.sum(deviation * deviation, axis=axis, keepdims=keepdims) * (1.0 / (n - ddof))
+
+
+def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """The square root of `var` (its gradient is infinite where every value is equal)."""
+    return ops.sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log softmax(x) = x - logsumexp(x): never takes the log of 0."""
+    return x - ops.logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """e^x / Σ e^x along `axis`, computed as exp(log_softmax) so it cannot overflow."""
+    return ops.exp(log_softmax(x, axis=axis))
+
+
+def where(condition: Any, x: Any, y: Any) -> Tensor:
+    """x where `condition` holds, else y; the condition itself is not differentiable."""
+    return ops.where(x, y, condition=to_array(condition, dtype=bool))
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    return ops.concatenate([unsqueeze(t, axis) for t in tensors], axis=axis)
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    """Insert an axis of length 1 at `axis`."""
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor of shape {x.shape}")
+    axis = axis % (x.ndim + 1)
+    return ops.reshape(x, shape=x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def squeeze(x: Tensor, axis: Axis = None) -> Tensor:
+    """Remove axes of length 1 (all of them, or those in `axis`)."""
+    return ops.reshape(x, shape=np.squeeze(np.empty(x.shape, dtype=bool), axis=axis).shape)
+
+
+def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
+    """Merge the axes from `start_axis` on into one (start_axis=1 keeps the batch axis)."""
+    start = start_axis % x.ndim if x.ndim else 0
+    return ops.reshape(x, shape=x.shape[:start] + (-1,))
