@@ -40,3 +40,17 @@ def test_code_blocks_run_and_show_their_output(page: Path) -> None:
                 exec(compile(code, name, "exec"), namespace)  # noqa: S102
     finally:
         np.set_printoptions(**old)
+
+
+MODULES = sorted(
+    p.stem for p in (ROOT / "tinygrad_nn").glob("*.py") if p.stem not in {"__main__"}
+)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_docstring_examples(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module("tinygrad_nn" if module == "__init__" else f"tinygrad_nn.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{module}: {result.failed} docstring example(s) failed"

@@ -9,13 +9,15 @@ tensor is used more than once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .anomaly import check_backward
 from .ops import constant, sum_to
-from .tensor import Tensor, to_array
+from .tensor import Tensor, _GradMode, to_array
 
 
 def toposort(outputs: Sequence[Tensor]) -> list[Tensor]:
@@ -57,31 +59,36 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
     grads: dict[int, Any] = {}
     for t, seed in zip(outputs, seeds):
         grads[id(t)] = seed if id(t) not in grads else grads[id(t)] + seed
-    for node in reversed(toposort(outputs)):
-        g = grads.pop(id(node), None)  # freed as soon as it is used
-        if g is None:
-            continue
-        receive(node, g)
-        op = node._op
-        if op is None:
-            continue
-        if create_graph:
-            out = node
-            inputs = [p if p is not None else constant(a, node)
-                      for p, a in zip(node._parents, node._arrays)]
-        else:
-            out, inputs = node.data, node._arrays
-        params = node._params
-        for parent, vjp in zip(node._parents, op.vjps):
-            if parent is None or not parent.requires_grad:
+    # In anomaly mode numpy stays quiet so that check_backward names the op.
+    quiet = np.errstate(all="ignore") if _GradMode.anomaly else contextlib.nullcontext()
+    with quiet:
+        for node in reversed(toposort(outputs)):
+            g = grads.pop(id(node), None)  # freed as soon as it is used
+            if g is None:
                 continue
-            g_in = vjp(g, out, *inputs, **params)
-            shape = parent.data.shape
-            if g_in.shape != shape:
-                g_in = sum_to(g_in, shape)
-            key = id(parent)
-            previous = grads.get(key)
-            grads[key] = g_in if previous is None else previous + g_in
+            receive(node, g)
+            op = node._op
+            if op is None:
+                continue
+            if create_graph:
+                out = node
+                inputs = [p if p is not None else constant(a, node)
+                          for p, a in zip(node._parents, node._arrays)]
+            else:
+                out, inputs = node.data, node._arrays
+            params = node._params
+            for i, (parent, vjp) in enumerate(zip(node._parents, op.vjps)):
+                if parent is None or not parent.requires_grad:
+                    continue
+                g_in = vjp(g, out, *inputs, **params)
+                if _GradMode.anomaly:
+                    check_backward(node, i, g_in)
+                shape = parent.data.shape
+                if g_in.shape != shape:
+                    g_in = sum_to(g_in, shape)
+                key = id(parent)
+                previous = grads.get(key)
+                grads[key] = g_in if previous is None else previous + g_in
 
 
 def _seed(output: Tensor, gradient: Any, create_graph: bool, who: str) -> Any:

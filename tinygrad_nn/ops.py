@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from . import anomaly
 from .tensor import Tensor, _GradMode, to_array
 
 
@@ -54,13 +55,19 @@ class Primitive:
                 parents.append(None)
                 arrays.append(_constant_array(x, like))
         try:
-            data = self.forward(*arrays, **params)
+            if _GradMode.anomaly:
+                data = anomaly.forward(self, arrays, params)
+            else:
+                data = self.forward(*arrays, **params)
         except (ValueError, IndexError, TypeError) as err:
             raise _explain(self.name, arrays, params, err) from None
         if type(data) is not np.ndarray:  # numpy gives scalars for 0-d results
             data = np.asarray(data)
         if needs_grad and _GradMode.enabled:
-            return Tensor._make(data, self, tuple(parents), params, tuple(arrays))
+            out = Tensor._make(data, self, tuple(parents), params, tuple(arrays))
+            if _GradMode.anomaly:
+                out._origin = anomaly.user_frame()
+            return out
         return Tensor._make(data)
 
 

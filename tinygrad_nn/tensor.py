@@ -19,9 +19,11 @@ Axis = int | tuple[int, ...] | None
 
 
 class _GradMode:
-    """Whether primitives record the graph; `no_grad` switches it off."""
+    """Whether primitives record the graph (`no_grad` switches it off) and
+    whether they check for NaN and inf (`detect_anomaly` switches it on)."""
 
     enabled = True
+    anomaly = False
 
 
 class no_grad:
@@ -106,7 +108,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_arrays", "_params",
-                 "_retain", "__weakref__")
+                 "_retain", "_origin", "__weakref__")
     # Make `ndarray + Tensor` return NotImplemented so Tensor.__radd__ runs.
     __array_ufunc__ = None
 
@@ -118,6 +120,7 @@ class Tensor:
         self._arrays: tuple = ()
         self._params: dict = _NO_PARAMS
         self._retain = False
+        self._origin: str | None = None  # where user code made it, in anomaly mode
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_()
@@ -131,7 +134,7 @@ class Tensor:
         number) and `arrays` the input values the VJPs will need.
         """
         out = cls.__new__(cls)
-        out.data, out.grad, out._retain = data, None, False
+        out.data, out.grad, out._retain, out._origin = data, None, False, None
         out._op, out._parents, out._arrays = op, parents, arrays
         out._params = _NO_PARAMS if params is None else params
         out.requires_grad = op is not None
