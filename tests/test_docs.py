@@ -6,6 +6,7 @@ reads as one session.
 """
 
 import doctest
+import importlib
 import re
 from pathlib import Path
 
@@ -49,8 +50,7 @@ MODULES = sorted(
 
 @pytest.mark.parametrize("module", MODULES)
 def test_docstring_examples(module: str) -> None:
-    import importlib
-
-    mod = importlib.import_module("tinygrad_nn" if module == "__init__" else f"tinygrad_nn.{module}")
+    name = "tinygrad_nn" if module == "__init__" else f"tinygrad_nn.{module}"
+    mod = importlib.import_module(name)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{module}: {result.failed} docstring example(s) failed"
