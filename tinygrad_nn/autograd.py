@@ -104,7 +104,7 @@ def _seed(output: Tensor, gradient: Any, create_graph: bool, who: str) -> Any:
         if not create_graph:
             gradient = gradient.data
     else:
-        gradient = to_array(gradient, output.dtype)
+        gradient = np.array(to_array(gradient), dtype=output.dtype)  # a copy: never alias it
     if gradient.shape != output.shape:
         raise ValueError(
             f"{who}: gradient has shape {gradient.shape} but the output has shape {output.shape}"
@@ -130,12 +130,18 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
     _check_requires_grad(output, "backward")
     seed = _seed(output, gradient, create_graph, "backward")
 
+    stored: set[int] = set()
+
     def accumulate(t: Tensor, g: Any) -> None:
         if t._op is not None and not t._retain:
             return
         if not isinstance(g, Tensor):
-            # A user's .grad is an ordinary writeable array, not a numpy scalar or a view.
-            g = Tensor._make(g if type(g) is np.ndarray and g.flags.writeable else np.array(g))
+            # Each .grad gets an array of its own: a pass-through VJP (add, reshape)
+            # may hand the same array, or a view of one, to several tensors.
+            if type(g) is not np.ndarray or not g.flags.owndata or id(g) in stored:
+                g = np.array(g)
+            stored.add(id(g))
+            g = Tensor._make(g)
         t.grad = g if t.grad is None else t.grad + g
 
     _walk([output], [seed], create_graph, accumulate)

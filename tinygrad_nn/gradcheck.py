@@ -80,11 +80,13 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
 
     Every element of every input that requires grad is perturbed, in float64.
     Passes when |analytic - numeric| <= atol + rtol·|numeric| everywhere and returns
-    True; otherwise raises GradcheckError naming, per failing input, the largest
-    absolute and relative errors and where they are.
+    True; otherwise raises GradcheckError naming, per failing input (numbered by
+    its position among `inputs`), the largest absolute and relative errors and
+    where they are.
     """
     inputs64 = _float64_copies(inputs)
-    wrt = [x for x in inputs64 if x.requires_grad]
+    positions = [i for i, x in enumerate(inputs64) if x.requires_grad]
+    wrt = [inputs64[i] for i in positions]
     if not wrt:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
     projection = _projection(fn, inputs64)
@@ -93,7 +95,7 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
     numeric = [g for g in numerical_grad(fn, *inputs64, eps=eps, projection=projection)
                if g is not None]
     problems = []
-    for i, (x, a, n) in enumerate(zip(wrt, analytic, numeric)):
+    for i, x, a, n in zip(positions, wrt, analytic, numeric):
         a = np.zeros_like(n) if a is None else a.data
         err = np.abs(a - n)
         if np.all(err <= atol + rtol * np.abs(n)):

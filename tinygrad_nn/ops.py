@@ -115,6 +115,9 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     )
     if axes:
         g = g.sum(axis=axes, keepdims=True)
+    if g.shape[lead:] != shape:  # a VJP returned a gradient that does not broadcast back
+        raise RuntimeError(f"internal error: a gradient of shape {g.shape} cannot be summed "
+                           f"back to its input's shape {shape}")
     return g.reshape(shape) if g.shape != shape else g
 
 
@@ -247,7 +250,9 @@ exp = Primitive("exp", np.exp,
 log = Primitive("log", np.log,
                 lambda g, out, x: g / x)
 sigmoid = Primitive("sigmoid", _stable_sigmoid,
-                    lambda g, out, x: g * out * (1 - out),  # σ' = σ(1 - σ)
+                    # σ'(z) = σ(z)(1 - σ(z)) = σ(z)σ(-z): the second form keeps full
+                    # precision where σ saturates at 1 and 1 - σ(z) would cancel.
+                    lambda g, out, x: g * out * sigmoid(-x),
                     doc="eq. 1.6: σ(z) = 1/(1 + e^{-z}); its VJP is BP2's ⊙ σ'(z).")
 tanh = Primitive("tanh", np.tanh,
                  lambda g, out, x: g * (1 - out * out))
@@ -259,7 +264,7 @@ matmul = Primitive("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y,
 linear = Primitive("linear", lambda x, w, b: x @ w.T + b,
                    lambda g, out, x, w, b: g @ w,  # BP2's (w^{l+1})ᵀ δ^{l+1}, rows as examples
                    _linear_vjp_w,                  # BP4
-                   lambda g, out, x, w, b: g.reshape((-1, w.shape[0])).sum(axis=0),  # BP3
+                   lambda g, out, x, w, b: g.sum(axis=0) if g.ndim == 2 and b.ndim == 1 else g,
                    doc="z = x wᵀ + b, the weighted input of a layer (z^l = w^l a^{l-1} + b^l) "
                        "for rows of examples x, with w of shape (n_out, n_in).")
 sum = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),

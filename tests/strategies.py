@@ -1,0 +1,693 @@
+"""Hypothesis strategies shared by the property tests (one module, reused everywhere).
+
+- `networks`: a sigmoid MLP (2 to 6 layers of 1 to 16 neurons, float64 weights and
+  biases), a mini-batch of 1 to 8 inputs X (one example per row) and targets Y in
+  [0, 1]. Each layer's weight scale is drawn from `WEIGHT_SCALES`, so some networks
+  have weighted inputs z^l of |z| ~ 20-40: saturated sigmoids, where σ'(z) is tiny
+  and rounding is hardest.
+- `broadcastable_pairs`, `arrays_away_from_zero`, `relu_inputs`, `distinct_arrays`:
+  arrays for gradient checks, drawn away from kinks (relu at 0, ties in max) and
+  poles (division by ~0, log of ~0) so that finite differences are valid.
+- `primitive_cases`: for every primitive of `tinygrad_nn.ops`, a strategy for a call
+  of it on valid inputs.
+- `expressions`, `expression_pairs`: small random expression trees (depth <= 3) over
+  the primitives, with broadcasting shapes and shared inputs.
+
+The network arrays come from a numpy generator seeded by Hypothesis: a 6-layer
+network of width 16 has over a thousand parameters, too many to draw one by one;
+Hypothesis still draws (and shrinks) the architecture, the batch size, the weight
+scales and the kind of targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinygrad_nn import Tensor, ops
+from tinygrad_nn.tensor import no_grad
+
+# --- sigmoid networks ----------------------------------------------------------------
+
+#: Per-layer weight scales. Weights and biases are uniform in [-scale, scale] and
+#: activations lie in (0, 1), so with 16 inputs a scale of 10 gives |z| up to ~40.
+WEIGHT_SCALES = (0.1, 1.0, 3.0, 10.0)
+#: Scales that keep every sigmoid away from hard saturation (|z| rarely above ~20).
+MODERATE_SCALES = (0.1, 1.0, 3.0)
+#: Per-layer bias shifts. A shift of ±25 pushes *every* unit of a layer into saturation
+#: on one side (a confident, right or wrong, output layer), where σ'(z) ~ 1e-11 for
+#: every unit at once and no unsaturated unit dominates the layer's gradient.
+SATURATING_SHIFTS = (0.0, 0.0, 0.0, 25.0, -25.0)
+
+
+@dataclass
+class Network:
+    """A drawn sigmoid MLP with its mini-batch, in the layout of `tinygrad_nn.backprop`.
+
+    `weights[l-2]` is w^l of shape (n_l, n_{l-1}), `biases[l-2]` is b^l of shape
+    (n_l,), X is (m, n_1) and Y is (m, n_L).
+    """
+
+    sizes: list[int]
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    X: np.ndarray
+    Y: np.ndarray
+    scales: list[float] = field(default_factory=list)
+    shifts: list[float] = field(default_factory=list)
+    seed: int = 0
+    targets: str = "uniform"
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[0]
+
+    def describe(self) -> str:
+        return (f"network sizes={self.sizes} (layers 1..{len(self.sizes)}), "
+                f"mini-batch m={self.m}, weight scales per layer={self.scales}, "
+                f"bias shifts={self.shifts}, targets={self.targets}, seed={self.seed}")
+
+
+def architectures(min_layers: int = 2, max_layers: int = 6, max_width: int = 16):
+    """Layer sizes [n_1, ..., n_L]: L in [min_layers, max_layers], each n_l in [1, max_width]."""
+    return st.lists(st.integers(1, max_width), min_size=min_layers, max_size=max_layers)
+
+
+@st.composite
+def networks(draw, min_layers: int = 2, max_layers: int = 6, max_width: int = 16,
+             max_batch: int = 8, scales: tuple[float, ...] = WEIGHT_SCALES,
+             output_scales: tuple[float, ...] | None = None,
+             shifts: tuple[float, ...] = SATURATING_SHIFTS,
+             output_shifts: tuple[float, ...] | None = None,
+             float32_exact: bool = False) -> Network:
+    """A sigmoid network, a mini-batch X with entries in [-1, 1] and targets Y in [0, 1].
+
+    `shifts` are the per-layer bias shifts; `output_scales` and `output_shifts`, if
+    given, replace the last layer's choices (e.g. to keep a^L away from 1 for the
+    cross-entropy cost). With `float32_exact`, every array is rounded to the nearest
+    float32 (but kept as float64), so that a float32 run and a float64 run use exactly
+    the same network.
+    """
+    sizes = draw(architectures(min_layers, max_layers, max_width), label="sizes")
+    m = draw(st.integers(1, max_batch), label="m")
+    n_layers = len(sizes) - 1
+    layer_scales = draw(st.lists(st.sampled_from(scales), min_size=n_layers,
+                                 max_size=n_layers), label="scales")
+    if output_scales is not None:
+        layer_scales[-1] = draw(st.sampled_from(output_scales), label="output scale")
+    layer_shifts = draw(st.lists(st.sampled_from(shifts), min_size=n_layers,
+                                 max_size=n_layers), label="bias shifts")
+    if output_shifts is not None:
+        layer_shifts[-1] = draw(st.sampled_from(output_shifts), label="output shift")
+    targets = draw(st.sampled_from(["uniform", "binary", "mixed"]), label="targets")
+    seed = draw(st.integers(0, 2**32 - 1), label="seed")
+    return make_network(sizes, m, layer_scales, layer_shifts, seed, targets, float32_exact)
+
+
+def make_network(sizes: list[int], m: int, scales: list[float], shifts: list[float] | None = None,
+                 seed: int = 0, targets: str = "uniform", float32_exact: bool = False) -> Network:
+    """The network `networks` draws, from its parameters: for fixed examples in tests.
+
+    w^l and b^l are uniform in [-scale_l, scale_l] (plus shift_l for b^l), X is uniform
+    in [-1, 1]; targets are "uniform" in [0, 1], "binary" (0 or 1) or "mixed".
+    """
+    shifts = [0.0] * len(scales) if shifts is None else shifts
+    rng = np.random.default_rng(seed)
+    weights = [s * rng.uniform(-1, 1, (n, k)) for s, k, n in zip(scales, sizes[:-1], sizes[1:])]
+    biases = [s * rng.uniform(-1, 1, n) + shift
+              for s, shift, n in zip(scales, shifts, sizes[1:])]
+    X = rng.uniform(-1, 1, (m, sizes[0]))
+    Y = rng.uniform(0, 1, (m, sizes[-1]))
+    if targets == "binary":  # one-hot style targets, exactly 0 or 1
+        Y = np.round(Y)
+    elif targets == "mixed":
+        Y = np.where(rng.uniform(size=Y.shape) < 0.5, np.round(Y), Y)
+    if float32_exact:
+        def exact(a):
+            return a.astype(np.float32).astype(np.float64)
+
+        weights, biases = [exact(w) for w in weights], [exact(b) for b in biases]
+        X, Y = exact(X), exact(Y)
+    return Network(list(sizes), weights, biases, X, Y, list(scales), list(shifts), seed,
+                   targets)
+
+
+# --- arrays for gradient checks ------------------------------------------------------
+
+#: Shapes of at most 3 dimensions of side at most 3: small, so finite differences
+#: (two evaluations per element) stay cheap.
+MAX_DIMS, MAX_SIDE = 3, 3
+
+
+def shapes(min_dims: int = 0, max_dims: int = MAX_DIMS):
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=MAX_SIDE)
+
+
+def float_arrays(shape, low: float = -2.0, high: float = 2.0):
+    """float64 arrays of `shape` with finite entries in [low, high]."""
+    return hnp.arrays(np.float64, shape,
+                      elements=st.floats(low, high, allow_subnormal=False))
+
+
+def arrays_away_from_zero(shape, low: float = 0.5, high: float = 2.0):
+    """Entries with low <= |x| <= high, either sign: safe denominators."""
+    magnitudes = float_arrays(shape, low, high)
+    signs = hnp.arrays(np.float64, shape, elements=st.sampled_from([-1.0, 1.0]))
+    return st.builds(np.multiply, magnitudes, signs)
+
+
+def relu_inputs(shape):
+    """Entries with |x| >= 1e-3: a finite difference of step 1e-6 never crosses relu's kink."""
+    return arrays_away_from_zero(shape, 1e-3, 3.0)
+
+
+@st.composite
+def distinct_arrays(draw, shape, min_gap: float = 1e-2, max_gap: float = 1.0):
+    """Arrays whose entries all differ by at least `min_gap`: max has no ties, anywhere."""
+    size = int(np.prod(shape, dtype=int))
+    gaps = draw(hnp.arrays(np.float64, size, elements=st.floats(min_gap, max_gap)))
+    order = draw(st.permutations(range(size)))
+    start = draw(st.floats(-2, 2))
+    values = start + np.cumsum(gaps) - gaps[0]
+    return values[np.asarray(order, dtype=int)].reshape(shape)
+
+
+def broadcastable_pairs(max_dims: int = MAX_DIMS):
+    """Two shapes that broadcast together (size-1 axes, missing leading axes, 0-d)."""
+    return hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=max_dims,
+                                             max_side=MAX_SIDE).map(lambda s: s.input_shapes)
+
+
+# --- one call of each primitive ------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """A call `fn(*inputs)` to gradient-check; every input requires grad."""
+
+    description: str
+    fn: object
+    inputs: list[np.ndarray]
+
+    def tensors(self) -> list[Tensor]:
+        return [Tensor(x, requires_grad=True) for x in self.inputs]
+
+
+def _shape_text(arrays) -> str:
+    return ", ".join(str(a.shape) for a in arrays)
+
+
+@st.composite
+def _binary_case(draw, name, right=float_arrays, left=float_arrays):
+    a_shape, b_shape = draw(broadcastable_pairs())
+    x, y = draw(left(a_shape)), draw(right(b_shape))
+    prim = getattr(ops, name)
+    return Case(f"{name}{_shape_text([x, y])}", lambda a, b: prim(a, b), [x, y])
+
+
+@st.composite
+def _unary_case(draw, name, values):
+    x = draw(st.deferred(lambda: shapes()).flatmap(values))
+    prim = getattr(ops, name)
+    return Case(f"{name}{x.shape}", lambda a: prim(a), [x])
+
+
+@st.composite
+def _matmul_case(draw):
+    n, k, p, b = (draw(st.integers(1, MAX_SIDE)) for _ in range(4))
+    a_shape, b_shape = draw(st.sampled_from([
+        ((k,), (k,)), ((n, k), (k,)), ((k,), (k, p)), ((n, k), (k, p)),
+        ((b, n, k), (k, p)), ((n, k), (b, k, p)), ((b, n, k), (b, k, p)),
+        ((1, n, k), (b, k, p)), ((b, n, k), (k,)), ((k,), (b, k, p)),
+    ]))
+    x, y = draw(float_arrays(a_shape)), draw(float_arrays(b_shape))
+    return Case(f"matmul{_shape_text([x, y])}", lambda a, c: ops.matmul(a, c), [x, y])
+
+
+@st.composite
+def _linear_case(draw):
+    n_in, n_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    lead = draw(st.sampled_from([(), (1,), (3,), (2, 3)]))
+    x = draw(float_arrays(lead + (n_in,)))
+    w, b = draw(float_arrays((n_out, n_in))), draw(float_arrays((n_out,)))
+    return Case(f"linear{_shape_text([x, w, b])}", lambda a, c, d: ops.linear(a, c, d),
+                [x, w, b])
+
+
+@st.composite
+def axes(draw, ndim: int):
+    """An `axis` argument for a reduction over an array of `ndim` dimensions."""
+    if ndim == 0:
+        return None
+    kind = draw(st.sampled_from(["none", "int", "negative", "tuple"]))
+    if kind == "none":
+        return None
+    if kind == "tuple":
+        chosen = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim,
+                               unique=True))
+        return tuple(sorted(chosen))
+    axis = draw(st.integers(0, ndim - 1))
+    return axis - ndim if kind == "negative" else axis
+
+
+@st.composite
+def _reduction_case(draw, name):
+    shape = draw(shapes())
+    x = draw(distinct_arrays(shape) if name == "max" else float_arrays(shape))
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    # Through the Tensor method, so the derived `mean` is checked the same way.
+    return Case(f"{name}{x.shape}, axis={axis}, keepdims={keepdims}",
+                lambda a: getattr(a, name)(axis=axis, keepdims=keepdims), [x])
+
+
+@st.composite
+def _broadcast_to_case(draw):
+    target = draw(shapes())
+    # The input: some of target's axes made 1, and some leading axes dropped.
+    ones = draw(st.lists(st.booleans(), min_size=len(target), max_size=len(target)))
+    small = tuple(1 if one else n for one, n in zip(ones, target))
+    small = small[draw(st.integers(0, len(target))):]
+    x = draw(float_arrays(small))
+    return Case(f"broadcast_to{x.shape} -> {target}",
+                lambda a: ops.broadcast_to(a, shape=target), [x])
+
+
+@st.composite
+def _reshape_case(draw):
+    shape = draw(shapes())
+    size = int(np.prod(shape, dtype=int))
+    new = draw(st.sampled_from([(size,), tuple(reversed(shape)), (1, *shape), (-1,),
+                                (size, 1), shape]))
+    x = draw(float_arrays(shape))
+    return Case(f"reshape{x.shape} -> {new}", lambda a: ops.reshape(a, shape=new), [x])
+
+
+@st.composite
+def _transpose_case(draw):
+    shape = draw(shapes(min_dims=1))
+    perm = draw(st.none() | st.permutations(range(len(shape))).map(tuple))
+    x = draw(float_arrays(shape))
+    return Case(f"transpose{x.shape}, axes={perm}",
+                lambda a: ops.transpose(a, axes=perm), [x])
+
+
+@st.composite
+def indices(draw, shape):
+    """An index into an array of `shape`: int, slice, tuple, or integer array with repeats."""
+    n = shape[0]
+    kinds = ["int", "slice", "array"] + (["tuple"] if len(shape) >= 2 else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "int":
+        return draw(st.integers(-n, n - 1))
+    if kind == "slice":
+        start, stop = draw(st.integers(0, n - 1)), draw(st.integers(1, n))
+        return slice(min(start, stop - 1), stop, draw(st.sampled_from([1, 2])))
+    if kind == "array":  # repeats must accumulate in the gradient (scatter-add)
+        return np.asarray(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=5)))
+    return (draw(st.integers(0, n - 1)), slice(None, None, -1))
+
+
+@st.composite
+def _getitem_case(draw):
+    shape = draw(shapes(min_dims=1))
+    index = draw(indices(shape))
+    x = draw(float_arrays(shape))
+    return Case(f"getitem{x.shape}[{index!r}]", lambda a: ops.getitem(a, index=index), [x])
+
+
+@st.composite
+def _scatter_add_case(draw):
+    shape = draw(shapes(min_dims=1))
+    index = draw(indices(shape))
+    g = draw(float_arrays(np.zeros(shape)[index].shape))
+    return Case(f"scatter_add{g.shape} into {shape} at {index!r}",
+                lambda a: ops.scatter_add(a, index=index, shape=shape), [g])
+
+
+@st.composite
+def _distinct_pair_case(draw, name):
+    """maximum/minimum of two broadcastable arrays whose entries all differ: no ties."""
+    a_shape, b_shape = draw(broadcastable_pairs())
+    size_a = int(np.prod(a_shape, dtype=int))
+    both = draw(distinct_arrays((size_a + int(np.prod(b_shape, dtype=int)),)))
+    x, y = both[:size_a].reshape(a_shape), both[size_a:].reshape(b_shape)
+    prim = getattr(ops, name)
+    return Case(f"{name}{_shape_text([x, y])}", lambda a, b: prim(a, b), [x, y])
+
+
+@st.composite
+def _clip_case(draw):
+    lo = draw(st.floats(-1.5, 0.5))
+    hi = lo + draw(st.floats(0.1, 2.0))
+
+    def away(v: float) -> float:  # 3e-3 on from a bound: both kinks stay 1e-3 away
+        return v + 3e-3 if min(abs(v - lo), abs(v - hi)) < 1e-3 else v
+
+    x = draw(hnp.arrays(np.float64, draw(shapes()), elements=st.floats(-2, 2).map(away)))
+    return Case(f"clip{x.shape}, lo={lo!r}, hi={hi!r}",
+                lambda a: ops.clip(a, lo=lo, hi=hi), [x])
+
+
+@st.composite
+def _where_case(draw):
+    shapes3 = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=MAX_DIMS,
+                                                     max_side=MAX_SIDE)).input_shapes
+    x, y = draw(float_arrays(shapes3[0])), draw(float_arrays(shapes3[1]))
+    condition = draw(hnp.arrays(np.bool_, shapes3[2]))
+    return Case(f"where{_shape_text([x, y])}, condition {condition.shape}",
+                lambda a, b: ops.where(a, b, condition=condition), [x, y])
+
+
+@st.composite
+def _leaky_relu_case(draw):
+    x = draw(shapes().flatmap(relu_inputs))
+    slope = draw(st.floats(0.0, 0.5))
+    return Case(f"leaky_relu{x.shape}, slope={slope!r}",
+                lambda a: ops.leaky_relu(a, slope=slope), [x])
+
+
+@st.composite
+def _concatenate_case(draw):
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    sides = draw(st.lists(st.integers(1, MAX_SIDE), min_size=1, max_size=3))
+    xs = []
+    for side in sides:
+        piece = list(shape)
+        piece[axis] = side
+        xs.append(draw(float_arrays(tuple(piece))))
+    return Case(f"concatenate({_shape_text(xs)}, axis={axis})",
+                lambda *ts: ops.concatenate(ts, axis=axis), xs)
+
+
+def _pow_case():
+    positive = lambda shape: float_arrays(shape, 0.5, 2.0)  # noqa: E731  x ** y needs x > 0
+    return _binary_case("pow", left=positive,
+                        right=lambda shape: float_arrays(shape, -2.0, 2.0))
+
+
+#: A strategy of valid calls for every primitive in `tinygrad_nn.ops`, plus the derived
+#: `mean` and `concatenate` (whose primitive is made per number of inputs). A test
+#: checks that no primitive of `ops` is missing from this table.
+primitive_cases = {
+    "add": _binary_case("add"),
+    "sub": _binary_case("sub"),
+    "mul": _binary_case("mul"),
+    "div": _binary_case("div", right=arrays_away_from_zero),
+    "pow": _pow_case(),
+    "neg": _unary_case("neg", float_arrays),
+    "exp": _unary_case("exp", lambda s: float_arrays(s, -3.0, 3.0)),
+    "log": _unary_case("log", lambda s: float_arrays(s, 0.1, 10.0)),
+    "sigmoid": _unary_case("sigmoid", lambda s: float_arrays(s, -6.0, 6.0)),
+    "tanh": _unary_case("tanh", lambda s: float_arrays(s, -3.0, 3.0)),
+    "relu": _unary_case("relu", relu_inputs),
+    "matmul": _matmul_case(),
+    "linear": _linear_case(),
+    "sum": _reduction_case("sum"),
+    "mean": _reduction_case("mean"),
+    "max": _reduction_case("max"),
+    "broadcast_to": _broadcast_to_case(),
+    "reshape": _reshape_case(),
+    "transpose": _transpose_case(),
+    "getitem": _getitem_case(),
+    "scatter_add": _scatter_add_case(),
+    "sqrt": _unary_case("sqrt", lambda s: float_arrays(s, 0.1, 4.0)),
+    "abs": _unary_case("abs", relu_inputs),  # away from the kink at 0
+    "clip": _clip_case(),
+    "maximum": _distinct_pair_case("maximum"),
+    "minimum": _distinct_pair_case("minimum"),
+    "where": _where_case(),
+    "leaky_relu": _leaky_relu_case(),
+    "softplus": _unary_case("softplus", lambda s: float_arrays(s, -6.0, 6.0)),
+    "logsumexp": _reduction_case("logsumexp"),
+    "concatenate": _concatenate_case(),
+}
+
+
+# --- random expression trees ---------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Expr:
+    """A node of an expression tree; `value` is its value at the drawn inputs."""
+
+    op: str
+    children: tuple = ()
+    params: dict = field(default_factory=dict)
+    value: np.ndarray | None = None
+    leaf: int = -1  # for op == "input": the position of the input
+
+    def evaluate(self, inputs) -> Tensor:
+        if self.op == "input":
+            return inputs[self.leaf]
+        return _APPLY[self.op](*(c.evaluate(inputs) for c in self.children), **self.params)
+
+    def depth(self) -> int:
+        return 1 + max((c.depth() for c in self.children), default=-1)
+
+    def ops(self) -> set[str]:
+        return {self.op}.union(*(c.ops() for c in self.children))
+
+    def __str__(self) -> str:
+        if self.op == "input":
+            return f"x{self.leaf}"
+        args = [str(c) for c in self.children]
+        if self.op in _INFIX:
+            return f"({args[0]} {_INFIX[self.op]} {args[1]})"
+        if self.op == "div_square_plus_one":
+            return f"({args[0]} / ({args[1]}² + 1))"
+        if self.op == "relu" and self.params["t"]:
+            return f"relu({args[0]} - {self.params['t']!r})"
+        if self.op == "relu":
+            return f"relu({args[0]})"
+        args += [f"{k}={v}" for k, v in self.params.items()]
+        return f"{self.op}({', '.join(args)})"
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
+_APPLY = {
+    "neg": lambda a: -a,
+    "exp": lambda a: a.exp(),
+    "log1p_square": lambda a: (a * a + 1).log(),  # log of a positive: log(x² + 1)
+    "sigmoid": lambda a: a.sigmoid(),
+    "tanh": lambda a: a.tanh(),
+    "relu": lambda a, t: (a - t).relu() if t else a.relu(),
+    "sum": lambda a, axis, keepdims: a.sum(axis=axis, keepdims=keepdims),
+    "mean": lambda a, axis, keepdims: a.mean(axis=axis, keepdims=keepdims),
+    "max": lambda a, axis, keepdims: a.max(axis=axis, keepdims=keepdims),
+    "reshape": lambda a, shape: a.reshape(shape),
+    "transpose": lambda a, axes: a.transpose(axes) if axes is not None else a.T,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "div_square_plus_one": lambda a, b: a / (b * b + 1),  # a denominator >= 1
+    "matmul": lambda a, b: a @ b,
+}
+
+#: Thresholds that keep finite differences valid: relu's argument stays 1e-3 from 0,
+#: the largest entry of a max beats the runner-up by 1e-3, denominators have
+#: |y| >= 0.5 and exp's argument is at most 3 (so values stay moderate).
+KINK_MARGIN, MIN_DENOMINATOR, MAX_EXP_ARG = 1e-3, 0.5, 3.0
+
+
+def _top_gap(value: np.ndarray, axis) -> float:
+    """The smallest gap between the largest and the second largest entry along `axis`."""
+    reduced = _normal_axes(axis, value.ndim)
+    kept = [n for i, n in enumerate(value.shape) if i not in reduced]
+    rows = np.moveaxis(value, sorted(reduced), range(value.ndim - len(reduced), value.ndim))
+    rows = rows.reshape(*kept, -1)
+    if rows.shape[-1] < 2:
+        return np.inf
+    top2 = np.sort(rows, axis=-1)[..., -2:]
+    return float(np.min(top2[..., 1] - top2[..., 0]))
+
+
+def _normal_axes(axis, ndim: int) -> set[int]:
+    if axis is None:
+        return set(range(ndim))
+    return {a % ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
+
+
+class _ExprBuilder:
+    """Builds a tree top-down from the wanted output shape; values are computed bottom-up.
+
+    Each node first builds its children, then picks among the operations that are
+    valid at the children's values (relu only away from 0, max only without near
+    ties, / only with safe denominators, exp only of bounded arguments).
+    """
+
+    def __init__(self, draw, inputs: list[np.ndarray]):
+        self.draw, self.inputs = draw, inputs
+
+    def leaf(self, shape) -> Expr:
+        same = [i for i, x in enumerate(self.inputs) if x.shape == shape]
+        if same and self.draw(st.booleans(), label="reuse an input"):
+            i = self.draw(st.sampled_from(same))
+        else:
+            # Distinct entries (gaps 0.01 to 0.2): ties in max come only from the
+            # expression itself (e.g. broadcasting), not from Hypothesis' favourite zeros.
+            self.inputs.append(self.draw(distinct_arrays(shape, 1e-2, 0.2), label="input"))
+            i = len(self.inputs) - 1
+        return Expr("input", value=self.inputs[i], leaf=i)
+
+    def node(self, op: str, children: tuple, **params) -> Expr:
+        with no_grad():
+            value = _APPLY[op](*(Tensor(c.value) for c in children), **params).data
+        return Expr(op, children, params, value)
+
+    def build(self, shape: tuple, depth: int) -> Expr:
+        if depth == 0:
+            return self.leaf(shape)
+        # Hypothesis draws (and shrinks towards) the first entries of a list more often,
+        # so the lists put the operations with the most to check first.
+        kinds = ["binary", "unary", "reduce", "matmul", "reshape"]
+        if len(shape) >= 2:
+            kinds.append("transpose")
+        kind = self.draw(st.sampled_from(kinds), label="node")
+        return getattr(self, kind)(shape, depth - 1)
+
+    def unary(self, shape, depth) -> Expr:
+        child = self.build(shape, depth)
+        v = child.value
+        ops_ok = ["relu", "exp", "log1p_square", "sigmoid", "tanh", "neg"]
+        if np.max(v) > MAX_EXP_ARG:
+            ops_ok.remove("exp")
+        op = self.draw(st.sampled_from(ops_ok), label="unary")
+        if op != "relu":
+            return self.node(op, (child,))
+        # relu(x - t), with t = 0 when every entry is 1e-3 away from 0, else the middle of
+        # the widest gap between the sorted entries (if one is wide enough).
+        t = 0.0
+        if np.min(np.abs(v)) < KINK_MARGIN:
+            points = np.unique(v)
+            if points.size < 2 or np.max(np.diff(points)) < 2 * KINK_MARGIN:
+                return self.node("neg", (child,))
+            i = int(np.argmax(np.diff(points)))
+            t = float((points[i] + points[i + 1]) / 2)
+        return self.node("relu", (child,), t=t)
+
+    def reduce(self, shape, depth) -> Expr:
+        keep_at = [i for i, n in enumerate(shape) if n == 1]
+        choices = ["drop"] if len(shape) < MAX_DIMS else []
+        choices += ["keep"] if keep_at else []
+        if not choices:
+            return self.unary(shape, depth)
+        how = self.draw(st.sampled_from(choices), label="reduce how")
+        k = self.draw(st.integers(1, MAX_SIDE), label="reduced side")
+        if how == "keep":
+            i = self.draw(st.sampled_from(keep_at))
+            child_shape, keepdims = shape[:i] + (k,) + shape[i + 1:], True
+        else:
+            i = self.draw(st.integers(0, len(shape)))
+            child_shape, keepdims = shape[:i] + (k,) + shape[i:], False
+        ndim = len(child_shape)
+        axis = i - ndim if self.draw(st.booleans(), label="negative axis") else i
+        if ndim == 1 and not keepdims and self.draw(st.booleans(), label="axis=None"):
+            axis = None
+        child = self.build(child_shape, depth)
+        ops_ok = ["max", "mean", "sum"]
+        if _top_gap(child.value, axis) < KINK_MARGIN:
+            ops_ok.remove("max")
+        op = self.draw(st.sampled_from(ops_ok), label="reduction")
+        return self.node(op, (child,), axis=axis, keepdims=keepdims)
+
+    def reshape(self, shape, depth) -> Expr:
+        size = int(np.prod(shape, dtype=int))
+        options = {(size,), tuple(reversed(shape)), (size, 1)}
+        if len(shape) < MAX_DIMS:
+            options.add((1, *shape))
+        options = sorted(o for o in options if o != shape and len(o) <= MAX_DIMS)
+        if not options:
+            return self.unary(shape, depth)
+        child = self.build(self.draw(st.sampled_from(options), label="reshape from"), depth)
+        return self.node("reshape", (child,), shape=shape)
+
+    def transpose(self, shape, depth) -> Expr:
+        perm = self.draw(st.none() | st.permutations(range(len(shape))).map(tuple))
+        if perm is None:
+            child_shape = tuple(reversed(shape))
+        else:
+            child_shape = [0] * len(shape)
+            for i, p in enumerate(perm):
+                child_shape[p] = shape[i]
+            child_shape = tuple(child_shape)
+        return self.node("transpose", (self.build(child_shape, depth),), axes=perm)
+
+    def binary(self, shape, depth) -> Expr:
+        # Each operand keeps an axis or makes it 1 (broadcast); every axis longer than 1
+        # is kept by at least one operand. Then drop some leading axes of one operand.
+        keep_a = self.draw(st.lists(st.booleans(), min_size=len(shape), max_size=len(shape)))
+        keep_b = self.draw(st.lists(st.booleans(), min_size=len(shape), max_size=len(shape)))
+        keep_a = [ka or (not kb and n > 1) for ka, kb, n in zip(keep_a, keep_b, shape)]
+        a_shape = tuple(n if k else 1 for n, k in zip(shape, keep_a))
+        b_shape = tuple(n if k else 1 for n, k in zip(shape, keep_b))
+        # b may lose leading axes that a fully provides.
+        droppable = 0
+        while droppable < len(shape) and (keep_a[droppable] or shape[droppable] == 1):
+            droppable += 1
+        b_shape = b_shape[self.draw(st.integers(0, droppable), label="dropped axes"):]
+        if self.draw(st.booleans(), label="swap operands"):
+            a_shape, b_shape = b_shape, a_shape
+        left, right = self.build(a_shape, depth), self.build(b_shape, depth)
+        op = self.draw(st.sampled_from(["mul", "div", "sub", "add"]), label="binary")
+        if op == "div" and np.min(np.abs(right.value)) < MIN_DENOMINATOR:
+            op = "div_square_plus_one"
+        return self.node(op, (left, right))
+
+    def matmul(self, shape, depth) -> Expr:
+        k = self.draw(st.integers(1, MAX_SIDE), label="inner")
+        if len(shape) == 0:
+            a_shape, b_shape = (k,), (k,)
+        elif len(shape) == 1:
+            (n,) = shape
+            a_shape, b_shape = self.draw(st.sampled_from([((n, k), (k,)), ((k,), (k, n))]))
+        else:
+            *batch, n, p = shape
+            batch = tuple(batch)
+            a_shape, b_shape = self.draw(st.sampled_from([
+                (batch + (n, k), (k, p)), ((n, k), batch + (k, p)),
+                (batch + (n, k), batch + (k, p))]))
+        left, right = self.build(a_shape, depth), self.build(b_shape, depth)
+        return self.node("matmul", (left, right))
+
+
+@dataclass
+class Expression:
+    """A drawn expression tree and the inputs it is evaluated at."""
+
+    root: Expr
+    inputs: list[np.ndarray]
+
+    def __call__(self, *tensors: Tensor) -> Tensor:
+        return self.root.evaluate(tensors)
+
+    def describe(self) -> str:
+        shapes_text = ", ".join(f"x{i}: {x.shape}" for i, x in enumerate(self.inputs))
+        return f"{self.root}  with inputs {shapes_text}"
+
+
+MAX_DEPTH = 3
+
+
+@st.composite
+def expressions(draw, max_depth: int = MAX_DEPTH) -> Expression:
+    """A random expression of depth <= max_depth over fresh (sometimes shared) inputs."""
+    inputs: list[np.ndarray] = []
+    builder = _ExprBuilder(draw, inputs)
+    shape = draw(shapes(), label="output shape")
+    root = builder.build(shape, draw(st.integers(1, max_depth), label="max depth"))
+    return Expression(root, inputs)
+
+
+@st.composite
+def expression_pairs(draw, max_depth: int = MAX_DEPTH) -> tuple[Expression, Expression]:
+    """Two expressions f, g over one shared list of inputs (g reuses f's where shapes fit)."""
+    inputs: list[np.ndarray] = []
+    builder = _ExprBuilder(draw, inputs)
+    f = builder.build(draw(shapes(), label="f shape"), draw(st.integers(1, max_depth)))
+    g = builder.build(draw(shapes(), label="g shape"), draw(st.integers(1, max_depth)))
+    return Expression(f, inputs), Expression(g, inputs)

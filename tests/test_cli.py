@@ -1,0 +1,209 @@
+"""Tests for the command line, `tinygrad-nn` / `python -m tinygrad_nn`."""
+
+import gzip
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_nn import cli
+from tinygrad_nn.network import Network
+
+ROOT = Path(__file__).resolve().parent.parent
+EPOCH_LINE = re.compile(r"^Epoch (\d+): (\d+) / 300$", re.M)
+ACCURACY_LINE = re.compile(r"^Test accuracy: (\d+) / (\d+) \((\d+\.\d\d)%\)$", re.M)
+
+
+def run(*args, cwd=None):
+    """`python -m tinygrad_nn ARGS` in a fresh interpreter that imports this checkout."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return subprocess.run([sys.executable, "-m", "tinygrad_nn", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+def one_line_error(stderr):
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("tinygrad-nn: error: ")
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def write_fake_mnist(folder: Path, side: int = 4, n_train: int = 60, n_test: int = 20) -> Path:
+    """A tiny MNIST-format folder (gzip-compressed IDX files) of random images."""
+    rng = np.random.default_rng(0)
+    for part, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+            path = folder / f"{part}-{kind}-ubyte.gz"
+            path.write_bytes(gzip.compress(header + array.tobytes()))
+    return folder
+
+
+def test_train_end_to_end_prints_epochs_and_test_accuracy(tmp_path):
+    result = run("train", "--epochs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    epochs = EPOCH_LINE.findall(result.stdout)
+    assert [int(k) for k, _ in epochs] == [0, 1]  # the validation split, 300 digits
+    (correct, total, percent), = ACCURACY_LINE.findall(result.stdout)
+    assert total == "300" and 0 <= int(correct) <= 300
+    assert float(percent) == pytest.approx(100 * int(correct) / 300, abs=0.005)
+    # Two epochs of the tutorial's network on the digits: well above chance (10%).
+    assert int(correct) > 90
+    assert "Epoch 0" in result.stderr  # the tqdm bar (tqdm is in the test extra)
+
+
+def test_train_in_process_matches_the_library(capsys):
+    assert cli.main(["train", "--epochs", "3", "--seed", "4", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # --no-progress: no bar
+    net = Network([64, 30, 10], seed=4)
+    from tinygrad_nn import datasets
+
+    train, validation, test = datasets.load_digits()
+    history = net.SGD(train, 3, 10, 3.0, test_data=validation, verbose=False)
+    lines = EPOCH_LINE.findall(captured.out)
+    assert [int(c) for _, c in lines] == [s.test_correct for s in history]
+    assert f"Test accuracy: {net.evaluate(test)} / 300" in captured.out
+
+
+def test_quiet_prints_only_the_test_accuracy(capsys):
+    assert cli.main(["train", "--epochs", "1", "--quiet", "--sizes", "64,10,10"]) == 0
+    captured = capsys.readouterr()
+    assert ACCURACY_LINE.fullmatch(captured.out.strip())
+    assert captured.err == ""
+
+
+def test_options_reach_the_network(capsys, tmp_path):
+    model = tmp_path / "m.npz"
+    argv = ["train", "--epochs", "1", "--sizes", "64,12,10", "--batch-size", "5",
+            "--eta", "0.5", "--cost", "cross-entropy", "--activation", "relu", "--init",
+            "scaled", "--seed", "9", "--save", str(model), "--no-progress"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "mini-batch 5, eta 0.5, cross-entropy cost" in out
+    net = Network.load(model)
+    assert net.sizes == [64, 12, 10]
+    assert (net.cost, net.activation) == ("cross-entropy", "relu")
+
+
+def test_save_then_evaluate_reports_the_same_accuracy(tmp_path):
+    model = tmp_path / "model.npz"
+    trained = run("train", "--epochs", "2", "--save", str(model), "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]
+    evaluated = run("evaluate", str(model))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert ACCURACY_LINE.findall(evaluated.stdout) == ACCURACY_LINE.findall(trained.stdout)
+
+
+def test_data_dir_trains_on_an_mnist_format_folder(tmp_path, capsys):
+    folder = write_fake_mnist(tmp_path)
+    model = tmp_path / "fake.npz"
+    argv = ["train", "--data-dir", str(folder), "--epochs", "1", "--no-progress",
+            "--save", str(model)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    # 60 training images: 50 train, 10 validation (the last sixth), 20 test; 16 inputs.
+    assert "Training [16, 30, 10]" in out and "50 training, 10 validation, 20 test" in out
+    assert re.search(r"^Epoch 0: \d+ / 10$", out, re.M)
+    assert re.search(r"^Test accuracy: \d+ / 20 ", out, re.M)
+    assert cli.main(["evaluate", str(model), "--data-dir", str(folder)]) == 0
+    assert re.search(r"^Test accuracy: \d+ / 20 ", capsys.readouterr().out, re.M)
+    # A model for 16 inputs does not fit the 64-input digits.
+    assert cli.main(["evaluate", str(model)]) == 2
+    assert "has 16 inputs but the test data has 64" in one_line_error(capsys.readouterr().err)
+
+
+BAD_ARGUMENTS = [
+    (["train", "--sizes", "64,x,10"], "comma-separated layer widths"),
+    (["train", "--sizes", "64"], "at least two layer widths"),
+    (["train", "--sizes", "64,0,10"], "each >= 1"),
+    (["train", "--sizes", "784,30,10"], "the first width must be 64"),
+    (["train", "--sizes", "64,30,4"], "the last width must be at least 10"),
+    (["train", "--epochs", "-1"], "--epochs: expected an integer >= 0"),
+    (["train", "--epochs", "two"], "--epochs"),
+    (["train", "--batch-size", "0"], "--batch-size: expected a positive integer"),
+    (["train", "--eta", "0"], "--eta: expected a finite number > 0"),
+    (["train", "--eta", "nan"], "--eta"),
+    (["train", "--eta", "fast"], "--eta"),
+    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--cost", "hinge"], "invalid choice: 'hinge'"),
+    (["train", "--activation", "softmax"], "invalid choice"),
+    (["train", "--init", "he"], "invalid choice"),
+    (["train", "--data-dir", "/no/such/folder"], "no such directory"),
+    (["train", "--save", "/no/such/folder/m.npz"], "does not exist"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["evaluate"], "required: MODEL.npz"),
+    (["evaluate", "/no/such/model.npz"], "no such file"),
+    ([], "choose a command"),
+    (["fly"], "invalid choice: 'fly'"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_ARGUMENTS, ids=lambda a: " ".join(a)
+                         if isinstance(a, list) else None)
+def test_bad_options_give_one_line_and_exit_2(argv, message, capsys):
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in one_line_error(captured.err)
+    assert "Epoch" not in captured.out  # nothing was trained
+
+
+@pytest.mark.parametrize("argv", [["train", "--sizes", "64,,10"], ["train", "--eta", "-3"],
+                                  ["evaluate", "missing.npz"]])
+def test_bad_options_in_a_subprocess_never_show_a_traceback(argv, tmp_path):
+    result = run(*argv, cwd=tmp_path)
+    assert result.returncode == 2
+    one_line_error(result.stderr)
+    assert result.stdout == ""
+
+
+def test_evaluate_refuses_a_file_that_is_not_a_model(tmp_path, capsys):
+    bad = tmp_path / "model.npz"
+    bad.write_text("hello")
+    assert cli.main(["evaluate", str(bad)]) == 2
+    assert "not a network file" in one_line_error(capsys.readouterr().err)
+    arrays = tmp_path / "shapes.npz"
+    np.savez(arrays, sizes=np.array([64, 30, 10]), weight_0=np.zeros((3, 3)))
+    assert cli.main(["evaluate", str(arrays)]) == 2
+    assert "'weight_0' has shape (3, 3)" in one_line_error(capsys.readouterr().err)
+
+
+def test_broken_data_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08")
+    assert cli.main(["train", "--data-dir", str(tmp_path)]) == 2
+    assert "no MNIST file named" in one_line_error(capsys.readouterr().err)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None,
+                    reason="matplotlib is installed, so --plot works")
+def test_plot_without_matplotlib_fails_before_training(tmp_path, capsys):
+    assert cli.main(["train", "--plot", str(tmp_path / "curve.png")]) == 2
+    captured = capsys.readouterr()
+    assert "pip install tinygrad_nn[plot]" in one_line_error(captured.err)
+    assert captured.out == "" and os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                    reason="matplotlib is not installed (pip install tinygrad_nn[plot])")
+def test_plot_writes_the_learning_curves(tmp_path):
+    curve = tmp_path / "curve.png"
+    assert cli.main(["train", "--epochs", "2", "--quiet", "--plot", str(curve)]) == 0
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_help_exits_0(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "train" in capsys.readouterr().out
+    assert cli.main(["train", "--help"]) == 0
+    assert "--batch-size" in capsys.readouterr().out

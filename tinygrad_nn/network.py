@@ -1,0 +1,488 @@
+"""The tutorial's network (sec. 2.3), with the vocabulary of Nielsen's network.py.
+
+>>> from tinygrad_nn import datasets
+>>> training_data, validation_data, test_data = datasets.load_digits()
+>>> net = Network([64, 30, 10], seed=0)
+>>> history = net.SGD(training_data, 1, 10, 3.0, test_data=test_data)  # doctest: +ELLIPSIS
+Epoch 0: ... / 300
+
+What differs from the book: examples are rows, so a mini-batch is one (m, n) matrix pushed
+forward and backward at once (never a Python loop over examples); the gradient comes from the
+autograd (`cost.backward()`), not from hand-written BP1-BP4; the network is seeded, so the same
+seed and data give bit-identical weights; and the data is checked before training starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from . import ops, optim
+from .costs import COSTS
+from .datasets import Dataset
+from .nn import INITS, Linear, Module
+from .tensor import Tensor, no_grad
+
+__all__ = ["ACTIVATIONS", "EpochStats", "Network", "as_arrays", "load"]
+
+# Hidden layers use the chosen activation; the output layer is always sigmoid, so outputs lie
+# in (0, 1) like the one-hot targets, and the cross-entropy cost is defined.
+ACTIVATIONS = {"sigmoid": ops.sigmoid, "tanh": ops.tanh, "relu": ops.relu}
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch of `Network.SGD` achieved.
+
+    `training_cost` is the cost (eq. 2.1, or cross-entropy) over the whole training data at
+    the end of the epoch; `test_correct` of `test_total` test examples were classified
+    correctly (both None without test data).
+    """
+
+    epoch: int
+    training_cost: float
+    test_correct: int | None = None
+    test_total: int | None = None
+
+    @property
+    def test_accuracy(self) -> float | None:
+        if self.test_correct is None or not self.test_total:
+            return None
+        return self.test_correct / self.test_total
+
+
+# --- data: every accepted form becomes (X, T) arrays, here and only here ---------------------
+
+
+def _pairs_to_arrays(data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The book's list of (x, y) pairs: x a column (n, 1) or flat vector, y a target or label."""
+    try:
+        pairs = list(data)
+    except TypeError:
+        raise TypeError(f"{what}: expected a tuple (X, Y) of arrays, a datasets.Dataset or a "
+                        f"list of (x, y) pairs, got {type(data).__name__}") from None
+    if not pairs:
+        raise ValueError(f"{what}: no examples")
+    xs, ys = [], []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"{what}: example {i} is a {type(pair).__name__}, not an (x, y) "
+                             f"pair (pass arrays as a tuple (X, Y), not a list)")
+        xs.append(np.asarray(pair[0]).reshape(-1))
+        ys.append(pair[1])
+    for i, x in enumerate(xs):
+        if x.size != xs[0].size:
+            raise ValueError(f"{what}: example {i} has {x.size} inputs but example 0 has "
+                             f"{xs[0].size}")
+    labels = [isinstance(y, (int, np.integer)) and not isinstance(y, bool) for y in ys]
+    if all(labels):
+        return np.stack(xs), np.array(ys, dtype=np.int64)
+    if any(labels):
+        i = labels.index(not labels[0])
+        raise ValueError(f"{what}: example 0 has a {'label' if labels[0] else 'target vector'} "
+                         f"but example {i} has not; use integer labels or target vectors "
+                         f"throughout")
+    ts = [np.asarray(y).reshape(-1) for y in ys]
+    for i, t in enumerate(ts):
+        if t.size != ts[0].size:
+            raise ValueError(f"{what}: example {i} has {t.size} target values but example 0 "
+                             f"has {ts[0].size}")
+    return np.stack(xs), np.stack(ts)
+
+
+def _first_nonfinite(A: np.ndarray, what: str, name: str) -> None:
+    bad = ~np.isfinite(A)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"{what}: row {row} of {name} holds {A[row, col]} (column {col}); "
+                         f"every value must be finite")
+
+
+def as_arrays(data: Any, n_inputs: int, n_outputs: int,
+              what: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """Any accepted form of data as (X, T): X (n, n_inputs) floats, T labels or targets.
+
+    Accepted forms:
+
+    - a tuple ``(X, Y)`` of arrays, X of shape (n, n_inputs) with one example per row and Y
+      either targets of shape (n, n_outputs) (e.g. one-hot rows) or integer labels (n,);
+    - a `datasets.Dataset` (its X and integer labels);
+    - the book's list (or any iterable, e.g. `zip`) of ``(x, y)`` pairs, x a column vector
+      (n_inputs, 1) or flat (n_inputs,), y a target column (n_outputs, 1), a flat target, or
+      an int label, as `datasets.to_book_format` and Nielsen's `load_data_wrapper` give.
+
+    T comes back as int64 labels of shape (n,) if the data held labels, else as float targets
+    of shape (n, n_outputs). Raises ValueError naming `what` for empty data, wrong widths,
+    labels outside 0..n_outputs-1, or NaN/inf (naming the row).
+    """
+    if isinstance(data, Dataset):
+        X, T = data.X, data.labels
+    elif (isinstance(data, tuple) and len(data) == 2
+          and all(isinstance(d, (np.ndarray, Tensor)) for d in data)):
+        X, T = (d.data if isinstance(d, Tensor) else d for d in data)
+    else:
+        X, T = _pairs_to_arrays(data, what)
+    X, T = np.asarray(X), np.asarray(T)
+    if X.ndim != 2:
+        raise ValueError(f"{what}: X must have shape (n, {n_inputs}), one example per row; "
+                         f"got {X.shape}")
+    if X.dtype.kind not in "fiub":
+        raise ValueError(f"{what}: X must hold numbers, got dtype {X.dtype}")
+    if len(X) == 0:
+        raise ValueError(f"{what}: no examples")
+    if X.shape[1] != n_inputs:
+        raise ValueError(f"{what}: examples have {X.shape[1]} inputs but the network's input "
+                         f"layer has {n_inputs} neurons")
+    if len(T) != len(X):
+        raise ValueError(f"{what}: {len(X)} examples but {len(T)} labels or targets")
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    _first_nonfinite(X, what, "X")
+    if T.ndim == 1:
+        if T.dtype.kind not in "iu":
+            raise ValueError(f"{what}: 1-D labels must be integers, got dtype {T.dtype} "
+                             f"(targets must have shape (n, {n_outputs}))")
+        out_of_range = (T < 0) | (T >= n_outputs)
+        if out_of_range.any():
+            row = int(np.argmax(out_of_range))
+            raise ValueError(f"{what}: row {row} has label {T[row]}, outside 0..{n_outputs - 1} "
+                             f"for a network with {n_outputs} outputs")
+        return X, T.astype(np.int64, copy=False)
+    if T.ndim != 2 or T.shape[1] != n_outputs:
+        raise ValueError(f"{what}: targets must have shape (n, {n_outputs}) for a network with "
+                         f"{n_outputs} outputs (or be integer labels (n,)), got {T.shape}")
+    if T.dtype.kind not in "fiub":
+        raise ValueError(f"{what}: targets must hold numbers, got dtype {T.dtype}")
+    if T.dtype.kind != "f":
+        T = T.astype(np.float64)
+    _first_nonfinite(T, what, "the targets")
+    return X, T
+
+
+def _check_count(value: Any, name: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"SGD: {name} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+# --- the network ------------------------------------------------------------------------------
+
+
+class Network(Module):
+    """A feed-forward network of fully connected layers, sec. 1.5 and 2.3 of the tutorial.
+
+    `sizes` lists the neurons per layer, input layer first: ``Network([784, 30, 10])``.
+    `cost` is ``"quadratic"`` (eq. 2.1) or ``"cross-entropy"``; `activation` the hidden
+    layers' neuron (``"sigmoid"``, ``"tanh"`` or ``"relu"``; the output layer is always
+    sigmoid); `init` the weight initialisation of `nn.Linear`; `seed` seeds the generator
+    that draws the initial weights and shuffles every epoch.
+
+    `weights[i]` (shape (n_{l}, n_{l-1})) and `biases[i]` (shape (n_l,)) are the arrays of
+    layer l = i + 2, as in Nielsen's network.py, read from the `Linear` layers' tensors.
+    """
+
+    def __init__(self, sizes: Sequence[int], cost: str = "quadratic", seed: Any = None,
+                 activation: str = "sigmoid", init: str = "standard") -> None:
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
+            raise ValueError(f"Network: sizes must be a list of layer widths such as "
+                             f"[784, 30, 10], got {sizes!r}")
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"Network: sizes needs at least 2 layers (input and output), "
+                             f"got {sizes}")
+        for n in sizes:
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"Network: every layer width must be an integer >= 1, "
+                                 f"got {sizes}")
+        if cost not in COSTS:
+            raise ValueError(f"Network: cost must be one of {', '.join(COSTS)}, got {cost!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"Network: activation must be one of {', '.join(ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        if init not in INITS:
+            raise ValueError(f"Network: init must be one of {', '.join(INITS)}, got {init!r}")
+        self.sizes = [int(n) for n in sizes]
+        self.num_layers = len(self.sizes)
+        self.cost, self.activation, self.init, self.seed = cost, activation, init, seed
+        self.rng = np.random.default_rng(seed)
+        self.layers = [Linear(n_in, n_out, init, self.rng)
+                       for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
+        self._cost_fn = COSTS[cost]
+        self._act = ACTIVATIONS[activation]
+
+    # --- Nielsen's attributes, over the layers' tensors ---
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """[w^2, ..., w^L]: the live weight arrays, w^l of shape (n_l, n_{l-1})."""
+        return [layer.weight.data for layer in self.layers]
+
+    @weights.setter
+    def weights(self, values: Sequence[Any]) -> None:
+        self._assign("weights", values, [layer.weight for layer in self.layers])
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        """[b^2, ..., b^L]: the live bias arrays, b^l of shape (n_l,)."""
+        return [layer.bias.data for layer in self.layers]
+
+    @biases.setter
+    def biases(self, values: Sequence[Any]) -> None:
+        self._assign("biases", values, [layer.bias for layer in self.layers])
+
+    def _assign(self, name: str, values: Sequence[Any], tensors: list[Tensor]) -> None:
+        values = [np.asarray(v) for v in values]
+        if len(values) != len(tensors):
+            raise ValueError(f"Network.{name}: expected {len(tensors)} arrays for sizes "
+                             f"{self.sizes}, got {len(values)}")
+        for i, (v, t) in enumerate(zip(values, tensors)):
+            if v.shape != t.shape:
+                raise ValueError(f"Network.{name}[{i}]: expected shape {t.shape}, got {v.shape}")
+        for v, t in zip(values, tensors):
+            t.data[...] = v
+
+    # --- computing ---
+
+    def forward(self, x: Any) -> Tensor:
+        """a^L for rows of inputs x: per layer one `linear` (z = a wᵀ + b) and one activation."""
+        a = x
+        last = self.layers[-1]
+        for layer in self.layers:
+            z = ops.linear(a, layer.weight, layer.bias)
+            a = ops.sigmoid(z) if layer is last else self._act(z)
+        return a
+
+    def feedforward(self, a: Any) -> np.ndarray:
+        """The network's output for `a`, as an array, without recording a graph.
+
+        `a` may be the book's column vector (n_1, 1), giving an (n_L, 1) column; a flat vector
+        (n_1,), giving (n_L,); or rows of examples (m, n_1), giving (m, n_L).
+        """
+        x = a.data if isinstance(a, Tensor) else np.asarray(a)
+        n_in = self.sizes[0]
+        column = x.ndim == 2 and x.shape == (n_in, 1) and n_in != 1
+        if column:
+            x = x.reshape(1, n_in)
+        elif x.ndim not in (1, 2) or x.shape[-1] != n_in:
+            raise ValueError(f"feedforward: input of shape {x.shape}; expected a column "
+                             f"({n_in}, 1), a vector ({n_in},) or rows (m, {n_in})")
+        with no_grad():
+            out = self.forward(x).data
+        return out.reshape(-1, 1) if column else out
+
+    def evaluate(self, test_data: Any) -> int:
+        """The number of examples whose output's largest entry is at the right label."""
+        X, T = as_arrays(test_data, self.sizes[0], self.sizes[-1], "test_data")
+        return self._correct(X, T)
+
+    def total_cost(self, data: Any) -> float:
+        """The network's cost over `data` (eq. 2.1, or cross-entropy), with labels one-hot."""
+        X, T = as_arrays(data, self.sizes[0], self.sizes[-1], "data")
+        return self._total_cost(X, self._targets(T))
+
+    def _correct(self, X: np.ndarray, T: np.ndarray) -> int:
+        labels = T if T.ndim == 1 else np.argmax(T, axis=1)
+        with no_grad():
+            guesses = np.argmax(self.forward(X).data, axis=1)
+        return int(np.count_nonzero(guesses == labels))
+
+    def _total_cost(self, X: np.ndarray, Y: np.ndarray) -> float:
+        with no_grad():
+            return float(self._cost_fn(self.forward(X), Y).item())
+
+    def _targets(self, T: np.ndarray) -> np.ndarray:
+        if T.ndim == 2:
+            return T
+        return np.eye(self.sizes[-1])[T]  # labels as one-hot rows
+
+    # --- learning ---
+
+    def update_mini_batch(self, mini_batch: Any, eta: float) -> float:
+        """One step of eqs. 2.5/2.6 on one mini-batch (any form `as_arrays` accepts).
+
+        Returns the mini-batch's cost before the step.
+        """
+        X, T = as_arrays(mini_batch, self.sizes[0], self.sizes[-1], "mini_batch")
+        return self._step(X, self._targets(T), optim.SGD(self.parameters(), eta)).item()
+
+    def _step(self, X: np.ndarray, Y: np.ndarray, opt: optim.SGD) -> Tensor:
+        # The hot loop: forward (one linear + activation per layer), cost, backward, update.
+        cost = self._cost_fn(self.forward(X), Y)
+        opt.zero_grad()
+        cost.backward()
+        opt.step()
+        return cost
+
+    def SGD(self, training_data: Any, epochs: int, mini_batch_size: int, eta: float,
+            test_data: Any = None, *, verbose: bool = True,
+            progress: Callable[..., Iterable[int]] | None = None) -> list[EpochStats]:
+        """Train by mini-batch stochastic gradient descent (sec. 2.2, eqs. 2.4-2.6).
+
+        Each epoch shuffles the training data with the network's seeded generator, splits it
+        into mini-batches of `mini_batch_size` (the last may be smaller), and for each one
+        computes the mean cost of the whole mini-batch at once, backpropagates it and steps
+        every weight and bias by -eta times its gradient. After each epoch it prints
+        ``Epoch k: correct / total`` on `test_data` (or ``Epoch k complete``) unless
+        `verbose` is False.
+
+        `progress`, if given, wraps each epoch's iterable of mini-batch start indices and is
+        called as ``progress(iterable, total=number_of_mini_batches, desc="Epoch k")``;
+        `tqdm.tqdm` fits. Returns one `EpochStats` per epoch.
+
+        Everything is checked before the first step: epochs >= 0, mini_batch_size >= 1,
+        eta > 0, and the data (see `as_arrays`).
+        """
+        epochs = _check_count(epochs, "epochs", 0)
+        mini_batch_size = _check_count(mini_batch_size, "mini_batch_size", 1)
+        if isinstance(eta, bool) or not isinstance(eta, Real) or not (
+                math.isfinite(eta) and eta > 0):
+            raise ValueError(f"SGD: the learning rate eta must be a finite number > 0, "
+                             f"got {eta!r}")
+        n_in, n_out = self.sizes[0], self.sizes[-1]
+        X, T = as_arrays(training_data, n_in, n_out, "training_data")
+        Y = self._targets(T)
+        test = None if test_data is None else as_arrays(test_data, n_in, n_out, "test_data")
+        opt = optim.SGD(self.parameters(), eta)
+        n = len(X)
+        history = []
+        for epoch in range(epochs):
+            order = self.rng.permutation(n)
+            X_epoch, Y_epoch = X[order], Y[order]  # one copy per epoch; mini-batches are views
+            starts: Iterable[int] = range(0, n, mini_batch_size)
+            if progress is not None:
+                starts = progress(starts, total=len(starts), desc=f"Epoch {epoch}")
+            for k in starts:
+                self._step(X_epoch[k:k + mini_batch_size], Y_epoch[k:k + mini_batch_size], opt)
+            stats = EpochStats(epoch, self._total_cost(X, Y))
+            if test is not None:
+                stats = EpochStats(epoch, stats.training_cost, self._correct(*test),
+                                   len(test[0]))
+            history.append(stats)
+            if verbose:
+                if test is None:
+                    print(f"Epoch {epoch} complete", flush=True)
+                else:
+                    print(f"Epoch {epoch}: {stats.test_correct} / {stats.test_total}",
+                          flush=True)
+        return history
+
+    # --- saving and loading ---
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write sizes, weights, biases, cost and activation names to an .npz file at `path`.
+
+        Arrays: ``sizes`` (int64), ``weight_i`` and ``bias_i`` for i = 0..L-2, and ``cost``
+        and ``activation`` as 0-d unicode arrays, so `load` needs no pickle. The file is
+        written atomically: to a temporary file in the same folder, then renamed over `path`;
+        if anything fails, the temporary file is removed and a previous file at `path` is left
+        as it was. `path` is used as given (no ``.npz`` is appended).
+        """
+        path = os.fspath(path)
+        arrays = {"sizes": np.array(self.sizes, dtype=np.int64),
+                  "cost": np.array(self.cost), "activation": np.array(self.activation)}
+        for i, layer in enumerate(self.layers):
+            arrays[f"weight_{i}"] = layer.weight.data
+            arrays[f"bias_{i}"] = layer.bias.data
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
+                                   suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it normal rights
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Network:
+        """A network read from a file written by `save`, with every array checked.
+
+        Raises FileNotFoundError if there is no file, and ValueError naming the file for
+        anything else: not an .npz archive, a missing array, a wrong shape or dtype, an
+        object array (which would need pickle; files are read with allow_pickle=False).
+        ``cost`` and ``activation`` default to quadratic and sigmoid when absent.
+        """
+        name = os.fspath(path)
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            # numpy falls back to unpickling whatever is neither .npz nor .npy; we refuse.
+            why = "not an .npz archive" if "pickle" in str(err) else str(err)
+            raise ValueError(f"{name}: not a network file written by Network.save "
+                             f"({why})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"{name}: holds a single array, not an .npz archive of a network")
+        with archive:
+            return cls._from_archive(archive, name)
+
+    @classmethod
+    def _from_archive(cls, archive: Any, name: str) -> Network:
+        def get(key: str, default: Any = None) -> np.ndarray:
+            if key not in archive.files:
+                if default is not None:
+                    return np.array(default)
+                raise ValueError(f"{name}: missing array {key!r} (the file has "
+                                 f"{', '.join(archive.files) or 'no arrays'})")
+            try:
+                return archive[key]
+            except ValueError:
+                raise ValueError(f"{name}: array {key!r} is an object array that would need "
+                                 f"pickle to load; refused (allow_pickle=False)") from None
+
+        sizes = get("sizes")
+        if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (
+                sizes < 1).any():
+            raise ValueError(f"{name}: 'sizes' must be at least 2 integers >= 1, got "
+                             f"{sizes.tolist()} (dtype {sizes.dtype})")
+        texts = {}
+        for key, default in (("cost", "quadratic"), ("activation", "sigmoid")):
+            value = get(key, default)
+            if value.ndim != 0 or value.dtype.kind != "U":
+                raise ValueError(f"{name}: {key!r} must be a 0-d unicode array, got dtype "
+                                 f"{value.dtype} and shape {value.shape}")
+            texts[key] = str(value)
+        try:
+            net = cls(sizes.tolist(), cost=texts["cost"], activation=texts["activation"])
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+        for kind, tensors in (("weight", [la.weight for la in net.layers]),
+                              ("bias", [la.bias for la in net.layers])):
+            for i, t in enumerate(tensors):
+                key = f"{kind}_{i}"
+                value = get(key)
+                if value.shape != t.shape:
+                    raise ValueError(f"{name}: {key!r} has shape {value.shape}, but sizes "
+                                     f"{sizes.tolist()} need {t.shape}")
+                if value.dtype.kind != "f":
+                    raise ValueError(f"{name}: {key!r} must hold floats, got {value.dtype}")
+                if not np.isfinite(value).all():
+                    raise ValueError(f"{name}: {key!r} holds NaN or inf")
+                t.data = value.astype(np.float64)
+        return net
+
+    def __repr__(self) -> str:
+        return (f"Network({self.sizes}, cost={self.cost!r}, activation={self.activation!r}, "
+                f"init={self.init!r})")
+
+
+def load(path: str | os.PathLike[str]) -> Network:
+    """`Network.load`: a network read from an .npz file written by `Network.save`."""
+    return Network.load(path)
