@@ -267,6 +267,11 @@ linear = Primitive("linear", lambda x, w, b: x @ w.T + b,
                    lambda g, out, x, w, b: g.sum(axis=0) if g.ndim == 2 and b.ndim == 1 else g,
                    doc="z = x wᵀ + b, the weighted input of a layer (z^l = w^l a^{l-1} + b^l) "
                        "for rows of examples x, with w of shape (n_out, n_in).")
+quadratic_cost = Primitive(
+    "quadratic_cost", lambda a, y, n: np.vdot(a - y, a - y) * (0.5 / n),
+    lambda g, out, a, y, n: g * (a - y) * (1.0 / n),  # BP1's ∇_a C, averaged over n
+    lambda g, out, a, y, n: g * (y - a) * (1.0 / n),
+    doc="eq. 2.1 as one primitive: C = 1/(2n) Σ_x ||y(x) - a(x)||² over all entries of a.")
 sum = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
                 lambda g, out, x, axis, keepdims:
                     broadcast_to(g.reshape(_kept_shape(x.shape, axis)), shape=x.shape))

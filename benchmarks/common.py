@@ -1,0 +1,50 @@
+"""Shared pieces of the benchmarks: the data, timing, and optional PyTorch."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from tinygrad_nn import datasets  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # optional: never a dependency
+    torch = None
+
+
+def training_data(n: int = 50_000, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, str]:
+    """(X, one-hot Y, description): Fashion-MNIST's first 50,000 images when installed."""
+    directory = datasets.find_fashion_mnist()
+    if directory is not None:
+        train = datasets.load_mnist(directory, dtype=dtype).train
+        return train.X[:n], train.one_hot(10)[:n], f"Fashion-MNIST ({directory})"
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 784)).astype(dtype)
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, n)]
+    return X, Y, "synthetic data of MNIST's shape (dataset-fashion-mnist not installed)"
+
+
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """The best wall-clock time of `repeat` runs, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def table(rows: list[tuple[str, float]], reference: str, unit: str = "s") -> str:
+    """Rows of (name, time) with each time's ratio to the row named `reference`."""
+    ref = dict(rows)[reference]
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [f"{'':<{width}}{'time (' + unit + ')':>12}{'ratio to ' + reference:>40}"]
+    lines += [f"{name:<{width}}{t:>12.3f}{t / ref:>40.2f}" for name, t in rows]
+    return "\n".join(lines)
