@@ -21,9 +21,10 @@ def peak_rss_mib() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
 
 
-def live_tensors() -> int:
+def graph_nodes() -> int:
+    """Live tensors made by a primitive (the graph), as opposed to parameters and grads."""
     gc.collect()
-    return sum(isinstance(o, Tensor) for o in gc.get_objects())
+    return sum(type(o) is Tensor and o._op is not None for o in gc.get_objects())
 
 
 def main() -> None:
@@ -33,10 +34,10 @@ def main() -> None:
     X, Y, source = training_data(args.examples)
     print(f"[784, 30, 10], mini-batch 10, eta 3.0, {len(X)} examples of {source}\n")
     net = Network([784, 30, 10], seed=0)
-    before = live_tensors()
+    before = graph_nodes()
     net.update_mini_batch((X[:10], Y[:10]), 3.0)
-    after = live_tensors()
-    print(f"live Tensor objects before a training step: {before}, after: {after} "
+    after = graph_nodes()
+    print(f"live graph nodes before a training step: {before}, after: {after} "
           f"({'no graph node survives' if after == before else 'LEAK'})")
     net.SGD((X, Y), 1, 10, 3.0, verbose=False)
     one = peak_rss_mib()
