@@ -2,9 +2,10 @@
 
 - `networks`: a sigmoid MLP (2 to 6 layers of 1 to 16 neurons, float64 weights and
   biases), a mini-batch of 1 to 8 inputs X (one example per row) and targets Y in
-  [0, 1]. Each layer's weight scale is drawn from `WEIGHT_SCALES`, so some networks
-  have weighted inputs z^l of |z| ~ 20-40: saturated sigmoids, where σ'(z) is tiny
-  and rounding is hardest.
+  [0, 1]. Each layer's weight scale is drawn from `WEIGHT_SCALES` and its bias shift
+  from `SATURATING_SHIFTS`, so some networks have weighted inputs z^l of |z| ~ 20-40,
+  some whole layers saturated: where σ'(z) is tiny and rounding is hardest.
+  `make_network` builds the same networks from fixed parameters.
 - `broadcastable_pairs`, `arrays_away_from_zero`, `relu_inputs`, `distinct_arrays`:
   arrays for gradient checks, drawn away from kinks (relu at 0, ties in max) and
   poles (division by ~0, log of ~0) so that finite differences are valid.
@@ -27,7 +28,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinygrad_nn import Tensor, ops
+from tinygrad_nn import Tensor, grad, ops
 from tinygrad_nn.tensor import no_grad
 
 # --- sigmoid networks ----------------------------------------------------------------
@@ -192,9 +193,6 @@ class Case:
     fn: object
     inputs: list[np.ndarray]
 
-    def tensors(self) -> list[Tensor]:
-        return [Tensor(x, requires_grad=True) for x in self.inputs]
-
 
 def _shape_text(arrays) -> str:
     return ", ".join(str(a.shape) for a in arrays)
@@ -210,7 +208,7 @@ def _binary_case(draw, name, right=float_arrays, left=float_arrays):
 
 @st.composite
 def _unary_case(draw, name, values):
-    x = draw(st.deferred(lambda: shapes()).flatmap(values))
+    x = draw(shapes().flatmap(values))
     prim = getattr(ops, name)
     return Case(f"{name}{x.shape}", lambda a: prim(a), [x])
 
@@ -383,6 +381,15 @@ def _concatenate_case(draw):
                 lambda *ts: ops.concatenate(ts, axis=axis), xs)
 
 
+@st.composite
+def _quadratic_cost_case(draw):
+    a_shape, y_shape = draw(broadcastable_pairs())
+    a, y = draw(float_arrays(a_shape)), draw(float_arrays(y_shape))
+    n = draw(st.integers(1, 4))
+    return Case(f"quadratic_cost{_shape_text([a, y])}, n={n}",
+                lambda u, v: ops.quadratic_cost(u, v, n=n), [a, y])
+
+
 def _pow_case():
     positive = lambda shape: float_arrays(shape, 0.5, 2.0)  # noqa: E731  x ** y needs x > 0
     return _binary_case("pow", left=positive,
@@ -424,6 +431,7 @@ primitive_cases = {
     "softplus": _unary_case("softplus", lambda s: float_arrays(s, -6.0, 6.0)),
     "logsumexp": _reduction_case("logsumexp"),
     "concatenate": _concatenate_case(),
+    "quadratic_cost": _quadratic_cost_case(),
 }
 
 
@@ -440,10 +448,19 @@ class Expr:
     value: np.ndarray | None = None
     leaf: int = -1  # for op == "input": the position of the input
 
-    def evaluate(self, inputs) -> Tensor:
+    def evaluate(self, inputs, occurrence=None) -> Tensor:
+        """The tree on `inputs`; with `occurrence`, each input node (each *use* of an
+        input) is replaced by `occurrence(node)` instead, to untie shared inputs."""
         if self.op == "input":
-            return inputs[self.leaf]
-        return _APPLY[self.op](*(c.evaluate(inputs) for c in self.children), **self.params)
+            return inputs[self.leaf] if occurrence is None else occurrence(self)
+        return _APPLY[self.op](*(c.evaluate(inputs, occurrence) for c in self.children),
+                               **self.params)
+
+    def uses(self) -> list[Expr]:
+        """The input nodes, one per use of an input."""
+        if self.op == "input":
+            return [self]
+        return [node for c in self.children for node in c.uses()]
 
     def depth(self) -> int:
         return 1 + max((c.depth() for c in self.children), default=-1)
@@ -665,6 +682,25 @@ class Expression:
     def __call__(self, *tensors: Tensor) -> Tensor:
         return self.root.evaluate(tensors)
 
+    def contribution_sizes(self, scale: float = 1.0) -> list[np.ndarray]:
+        """Per input, Σ over its uses of |scale · ∂sum(expr)/∂(that use)|.
+
+        The autograd sums one contribution per use of an input; the rounding of that
+        sum is relative to these sizes, not to the (possibly cancelled) total.
+        """
+        uses = self.root.uses()
+        tensors = {id(node): Tensor(self.inputs[node.leaf], requires_grad=True)
+                   for node in uses}
+        out = self.root.evaluate(self.inputs, lambda node: tensors[id(node)]).sum()
+        sizes = [np.zeros(x.shape) for x in self.inputs]
+        if not out.requires_grad:
+            return sizes
+        grads = grad(out, [tensors[id(node)] for node in uses], allow_unused=True)
+        for node, g in zip(uses, grads):
+            if g is not None:
+                sizes[node.leaf] = sizes[node.leaf] + np.abs(scale * g.data)
+        return sizes
+
     def describe(self) -> str:
         shapes_text = ", ".join(f"x{i}: {x.shape}" for i, x in enumerate(self.inputs))
         return f"{self.root}  with inputs {shapes_text}"
@@ -691,3 +727,213 @@ def expression_pairs(draw, max_depth: int = MAX_DEPTH) -> tuple[Expression, Expr
     f = builder.build(draw(shapes(), label="f shape"), draw(st.integers(1, max_depth)))
     g = builder.build(draw(shapes(), label="g shape"), draw(st.integers(1, max_depth)))
     return Expression(f, inputs), Expression(g, inputs)
+
+
+# --- one call of each derived function (functional.py) -------------------------------------
+
+
+def _count(shape, axis) -> int:
+    """How many elements each output of a reduction over `axis` combines."""
+    return int(np.prod([shape[a] for a in _normal_axes(axis, len(shape))], dtype=int))
+
+
+@st.composite
+def _min_case(draw):
+    shape = draw(shapes())
+    x = draw(distinct_arrays(shape))  # no ties: min's kink
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    return Case(f"min{x.shape}, axis={axis}, keepdims={keepdims}",
+                lambda a: a.min(axis=axis, keepdims=keepdims), [x])
+
+
+@st.composite
+def _spread_case(draw, name):
+    """var or std over `axis` with ddof 0 or 1, reducing more than ddof elements.
+
+    std's gradient (x - m)/((n - ddof) σ) is infinite where σ = 0, so std reduces at least
+    two distinct entries (distinct arrays: σ > 0); var is smooth everywhere.
+    """
+    least = 2 if name == "std" else 1
+    shape = draw(shapes(min_dims=1).filter(lambda s: np.prod(s) >= least))
+    x = draw(distinct_arrays(shape))
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    if _count(shape, axis) < least:
+        axis = None
+    ddof = draw(st.integers(0, min(1, _count(shape, axis) - least)))
+    return Case(f"{name}{x.shape}, axis={axis}, keepdims={keepdims}, ddof={ddof}",
+                lambda a: getattr(a, name)(axis=axis, keepdims=keepdims, ddof=ddof), [x])
+
+
+@st.composite
+def _softmax_case(draw, name):
+    shape = draw(shapes(min_dims=1))
+    x = draw(float_arrays(shape, -5.0, 5.0))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    return Case(f"{name}{x.shape}, axis={axis}", lambda a: getattr(a, name)(axis=axis), [x])
+
+
+@st.composite
+def _functional_where_case(draw):
+    """functional.where(condition, x, y): the condition as a list, array or boolean Tensor."""
+    shapes3 = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=MAX_DIMS,
+                                                     max_side=MAX_SIDE)).input_shapes
+    x, y = draw(float_arrays(shapes3[0])), draw(float_arrays(shapes3[1]))
+    condition = draw(hnp.arrays(np.bool_, shapes3[2]))
+    given = draw(st.sampled_from([condition, condition.tolist(), Tensor(condition)]))
+    from tinygrad_nn import functional
+
+    return Case(f"where(condition {condition.shape}, {_shape_text([x, y])})",
+                lambda a, b: functional.where(given, a, b), [x, y])
+
+
+@st.composite
+def _stack_case(draw):
+    shape = draw(shapes())
+    n = draw(st.integers(1, 3))
+    xs = [draw(float_arrays(shape)) for _ in range(n)]
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    from tinygrad_nn import functional
+
+    return Case(f"stack({_shape_text(xs)}, axis={axis})",
+                lambda *ts: functional.stack(ts, axis=axis), xs)
+
+
+@st.composite
+def _squeeze_case(draw):
+    shape = draw(shapes())
+    ones = [i for i, n in enumerate(shape) if n == 1]  # only these may be named
+    axis = None
+    if ones:
+        axis = draw(st.none() | st.sampled_from(ones)
+                    | st.lists(st.sampled_from(ones), unique=True).map(tuple))
+    x = draw(float_arrays(shape))
+    return Case(f"squeeze{x.shape}, axis={axis}", lambda a: a.squeeze(axis), [x])
+
+
+@st.composite
+def _unsqueeze_case(draw):
+    shape = draw(shapes())
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    x = draw(float_arrays(shape))
+    return Case(f"unsqueeze{x.shape}, axis={axis}", lambda a: a.unsqueeze(axis), [x])
+
+
+@st.composite
+def _flatten_case(draw):
+    shape = draw(shapes())
+    start = draw(st.integers(-len(shape), len(shape) - 1)) if shape else 0
+    x = draw(float_arrays(shape))
+    return Case(f"flatten{x.shape}, start_axis={start}", lambda a: a.flatten(start), [x])
+
+
+#: A strategy of valid calls for every function of `tinygrad_nn.functional` that is not in
+#: `primitive_cases` (mean is there). Inputs avoid the kinks: no ties for min, σ > 0 for std.
+derived_cases = {
+    "min": _min_case(),
+    "var": _spread_case("var"),
+    "std": _spread_case("std"),
+    "softmax": _softmax_case("softmax"),
+    "log_softmax": _softmax_case("log_softmax"),
+    "where": _functional_where_case(),
+    "stack": _stack_case(),
+    "squeeze": _squeeze_case(),
+    "unsqueeze": _unsqueeze_case(),
+    "flatten": _flatten_case(),
+}
+
+
+# --- classification batches for the losses of logits ---------------------------------------
+
+
+@dataclass
+class ClassificationBatch:
+    """Logits (n, classes), integer labels (n,) and rows of probabilities (n, classes)."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+@st.composite
+def classification_batches(draw, max_examples: int = 5, max_classes: int = 5,
+                           scale: float = 5.0) -> ClassificationBatch:
+    """1 to `max_examples` examples of 1 to `max_classes` classes, logits in [-scale, scale].
+
+    The probability rows are positive (at least ~1e-3 / classes per entry) and sum to 1.
+    """
+    n = draw(st.integers(1, max_examples), label="n")
+    classes = draw(st.integers(1, max_classes), label="classes")
+    logits = draw(float_arrays((n, classes), -scale, scale), label="logits")
+    labels = draw(hnp.arrays(np.int64, n, elements=st.integers(0, classes - 1)), label="labels")
+    weights = draw(float_arrays((n, classes), 0.0, 1.0), label="weights") + 1e-3
+    return ClassificationBatch(logits, labels, weights / weights.sum(axis=1, keepdims=True))
+
+
+# --- fuzzing the public API (tests/test_fuzz.py) ---------------------------------------------
+# Unlike the strategies above, these draw *invalid* inputs too: empty and 0-d arrays, integer
+# dtypes, axes and indices out of range, shapes that do not broadcast or reshape.
+
+#: Values of fuzzed arrays: |x| <= 50, so e^x stays finite even in float32 (max ~3.4e38).
+FUZZ_BOUND = 50
+
+
+def fuzz_dtypes():
+    """float64, float32 or int64 (integer tensors are allowed everywhere but requires_grad)."""
+    return st.sampled_from([np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int64)])
+
+
+def fuzz_shapes(pairs: bool = False):
+    """A shape of 0 to 3 axes of length 0 to 3 (0-d and empty included); with pairs=True, two
+    shapes that broadcast together."""
+    if pairs:
+        return hnp.mutually_broadcastable_shapes(
+            num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=3
+        ).map(lambda s: s.input_shapes)
+    return hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
+
+
+def fuzz_arrays(dtype, shape):
+    """Finite values of `dtype`: integers in [-20, 20], floats in [-50, 50] (zeros included)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "i":
+        elements = st.integers(-20, 20)
+    else:
+        elements = st.floats(-FUZZ_BOUND, FUZZ_BOUND, width=dtype.itemsize * 8,
+                             allow_subnormal=False)
+    return hnp.arrays(dtype, shape, elements=elements)
+
+
+def fuzz_axes(ndim: int):
+    """A reduction's `axis`: None, an int or a tuple, in range or not, repeats included."""
+    axis = st.integers(-ndim - 2, ndim + 1)
+    return st.none() | axis | st.lists(axis, max_size=3).map(tuple)
+
+
+@st.composite
+def fuzz_new_shapes(draw, size: int):
+    """A target of reshape for an array of `size` elements: often valid, sometimes not."""
+    kind = draw(st.sampled_from(["split", "split", "random", "int"]))
+    if kind == "int":
+        return draw(st.integers(-2, 30))
+    if kind == "random":
+        return tuple(draw(st.lists(st.integers(-2, 6), max_size=4)))
+    divisors = [d for d in range(1, size + 1) if size % d == 0] or [0, 1, 2]
+    d = draw(st.sampled_from(divisors))
+    rest = size // d if d else draw(st.integers(0, 3))
+    shape = draw(st.sampled_from([(size,), (-1,), (d, rest), (rest, d), (d, -1), (-1, d),
+                                  (1, d, rest), (d, 1, -1), ()]))
+    return shape
+
+
+def _fuzz_slices():
+    bound = st.none() | st.integers(-4, 4)
+    return st.builds(slice, bound, bound, st.sampled_from([None, 1, 2, -1, -2, 0]))
+
+
+def fuzz_indices(shape):
+    """An index for x[...]: ints and slices in and out of range, None, Ellipsis, lists of
+    ints, and tuples of these (too many of them included)."""
+    del shape  # drawn independently of the shape on purpose: out of range is the point
+    single = (st.integers(-4, 4) | _fuzz_slices() | st.none() | st.just(Ellipsis)
+              | st.lists(st.integers(-4, 4), max_size=3))
+    return single | st.lists(single, min_size=1, max_size=4).map(tuple)
