@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .anomaly import check_backward
-from .ops import constant, sum_to
+from .ops import cast, constant, sum_to
 from .tensor import Tensor, _GradMode, to_array
 
 
@@ -83,9 +83,11 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
                 g_in = vjp(g, out, *inputs, **params)
                 if _GradMode.anomaly:
                     check_backward(node, i, g_in)
-                shape = parent.data.shape
-                if g_in.shape != shape:
-                    g_in = sum_to(g_in, shape)
+                data = parent.data
+                if g_in.shape != data.shape:
+                    g_in = sum_to(g_in, data.shape)
+                if g_in.dtype != data.dtype:  # a float32 input mixed with float64
+                    g_in = cast(g_in, dtype=data.dtype)
                 key = id(parent)
                 previous = grads.get(key)
                 grads[key] = g_in if previous is None else previous + g_in

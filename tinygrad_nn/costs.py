@@ -1,11 +1,18 @@
 """Cost functions, made of autograd primitives: the quadratic cost (eq. 2.1) and cross-entropy.
 
+`COSTS` holds the tutorial's costs of *sigmoid outputs* a = σ(z), the contract `Network` uses.
 Both take the network's outputs `a` and the desired outputs `y` with one example per *row*:
 shape (n, outputs) for n examples, or (outputs,) for a single example. Both return a 0-d
 Tensor averaged over the n examples, so with a mini-batch its gradient is the mean of the
 per-example gradients (eqs. 2.4-2.6). `a` and `y` must have exactly the same shape: a (10,)
 output against a (10, 1) column would broadcast silently to a (10, 10) table of wrong
 differences, so that is an error.
+
+`LOSSES` holds losses of *logits* z, the weighted inputs of the output layer before any
+activation (or, for `nll_loss`, of log-probabilities): `cross_entropy` (softmax, then the
+negative log-likelihood), `binary_cross_entropy_with_logits` (sigmoid, then cross-entropy) and
+`nll_loss`. Folding the activation into the loss lets it be computed through `log_softmax` or
+`softplus`, which stay finite and exact where σ(z) or softmax(z) would round to 0 or 1.
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from . import functional as F
 from . import ops
 from .tensor import Tensor, to_array
 
-__all__ = ["COSTS", "clamp_epsilon", "cross_entropy_cost", "quadratic_cost"]
+__all__ = ["COSTS", "LOSSES", "binary_cross_entropy_with_logits", "clamp_epsilon", "cross_entropy",
+           "cross_entropy_cost", "nll_loss", "quadratic_cost"]
 
 
 def _prepare(name: str, a: Any, y: Any) -> tuple[Tensor, Any, int]:
@@ -84,3 +93,128 @@ def cross_entropy_cost(a: Any, y: Any) -> Tensor:
 
 
 COSTS = {"quadratic": quadratic_cost, "cross-entropy": cross_entropy_cost}
+
+
+# --- losses of logits ------------------------------------------------------------------------
+
+
+def _as_tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _scores(name: str, what: str, x: Any) -> Tensor:
+    """Logits or log-probabilities: a float Tensor of shape (n, classes), n >= 1."""
+    x = _as_tensor(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name}: {what} must have shape (n, classes), one example per row; "
+                         f"got {x.shape} (for one example, pass {what}[None])")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name}: no examples or no classes ({what} has shape {x.shape})")
+    return x
+
+
+def _labels(name: str, labels: Any, n: int, classes: int) -> np.ndarray:
+    """Integer class labels of shape (n,), each in 0..classes-1, as an int64 array.
+
+    Floats are refused even when they hold whole numbers: a float target of shape (n,) is more
+    often a mistake (a probability, a regression target) than a label.
+    """
+    labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if labels.shape != (n,):
+        raise ValueError(f"{name}: labels have shape {labels.shape} but there are {n} examples; "
+                         f"expected integer labels of shape ({n},)")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype} "
+                         f"(write labels.astype(int) if they are whole numbers)")
+    bad = (labels < 0) | (labels >= classes)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(f"{name}: label {labels[row]} (row {row}) is outside 0..{classes - 1} "
+                         f"for {classes} classes")
+    return labels.astype(np.int64, copy=False)
+
+
+def _probabilities(name: str, target: Any, like: Tensor, what: str) -> Any:
+    """Targets in [0, 1] of exactly the logits' shape.
+
+    A Tensor stays a Tensor (it may require grad); data takes the logits' float dtype, so
+    float64 one-hot rows do not turn a float32 loss and its gradients into float64.
+    """
+    shape = like.shape
+    values = target.data if isinstance(target, Tensor) else to_array(target)
+    if values.shape != shape:
+        raise ValueError(f"{name}: {what} have shape {values.shape} but the logits have shape "
+                         f"{shape}; they must be equal, not broadcast")
+    outside = ~((values >= 0) & (values <= 1))  # NaN counts as outside
+    if outside.any():
+        index = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(f"{name}: {what} must lie in [0, 1], but the one at index {index} "
+                         f"is {values[index]}")
+    if isinstance(target, Tensor):
+        return target
+    return values.astype(like.dtype if like.dtype.kind == "f" else np.float64, copy=False)
+
+
+def nll_loss(log_probs: Any, labels: Any) -> Tensor:
+    """The negative log-likelihood, C = -1/n Σ_x log p_{y(x)}(x), for integer labels y(x).
+
+    `log_probs` has shape (n, classes), one row of log-probabilities per example (e.g. from
+    `log_softmax`); `labels` are integers of shape (n,). The entries picked are
+    ``log_probs[range(n), labels]`` (indexing, so the gradient is -1/n at each picked entry
+    and 0 elsewhere).
+
+    >>> round(nll_loss(np.log([[0.5, 0.5], [0.25, 0.75]]), [0, 1]).item(), 6)  # -(ln ½ + ln ¾)/2
+    0.490415
+    """
+    log_probs = _scores("nll_loss", "log_probs", log_probs)
+    n, classes = log_probs.shape
+    labels = _labels("nll_loss", labels, n, classes)
+    return log_probs[np.arange(n), labels].sum() * (-1.0 / n)
+
+
+def cross_entropy(logits: Any, target: Any) -> Tensor:
+    """Softmax cross-entropy of logits z, C = -1/n Σ_x Σ_j y_j(x) log softmax(z(x))_j.
+
+    `logits` has shape (n, classes). `target` is either integer labels of shape (n,), so that
+    C = -1/n Σ_x log softmax(z(x))_{y(x)} (`nll_loss` of `log_softmax`), or rows of
+    probabilities of shape (n, classes) (one-hot rows, or any values in [0, 1]; rows are not
+    checked to sum to 1). Computed through `log_softmax(z) = z - logsumexp(z)`, so it never
+    takes log 0: finite for any finite logits. When each row of y sums to 1 (labels, one-hot
+    rows, distributions) its gradient is (softmax(z) - y)/n, the softmax analogue of the
+    sequel's δ^L = a - y.
+
+    >>> round(cross_entropy([[0.0, 0.0]], [1]).item(), 6)  # -ln ½
+    0.693147
+    """
+    logits = _scores("cross_entropy", "logits", logits)
+    target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
+    log_p = F.log_softmax(logits, axis=1)
+    if target_data.ndim == 1:
+        return nll_loss(log_p, target_data)
+    y = _probabilities("cross_entropy", target, logits, "target probabilities")
+    return (y * log_p).sum() * (-1.0 / logits.shape[0])
+
+
+def binary_cross_entropy_with_logits(logits: Any, target: Any) -> Tensor:
+    """The sequel's cross-entropy of σ(z), from the logits z, averaged over *every* element.
+
+    C = 1/N Σ [-y ln σ(z) - (1 - y) ln(1 - σ(z))] = 1/N Σ [softplus(z) - y z], since
+    -ln σ(z) = softplus(-z) = softplus(z) - z and -ln(1 - σ(z)) = softplus(z). N is the
+    number of elements (PyTorch's reduction="mean"), not of rows as in `cross_entropy_cost`.
+    Finite for any finite z, with no clamp: its gradient is (σ(z) - y)/N everywhere. `target`
+    must have the logits' shape and values in [0, 1].
+
+    >>> round(binary_cross_entropy_with_logits([0.0, 0.0], [1.0, 0.0]).item(), 6)  # ln 2
+    0.693147
+    """
+    name = "binary_cross_entropy_with_logits"
+    logits = _as_tensor(logits)
+    if logits.size == 0:
+        raise ValueError(f"{name}: no examples (logits have shape {logits.shape})")
+    y = _probabilities(name, target, logits, "targets")
+    return (ops.softplus(logits) - y * logits).sum() * (1.0 / logits.size)
+
+
+LOSSES = {"softmax-cross-entropy": cross_entropy,
+          "sigmoid-cross-entropy": binary_cross_entropy_with_logits,
+          "nll": nll_loss}

@@ -46,13 +46,19 @@ def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> 
 
 
 def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """The square root of `var` (its gradient is infinite where every value is equal)."""
+    """The square root of `var` (its gradient is NaN where every value reduced is equal)."""
     return ops.sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """log softmax(x) = x - logsumexp(x): never takes the log of 0."""
-    return x - ops.logsumexp(x, axis=axis, keepdims=True)
+    """log softmax(x) = x - logsumexp(x): never takes the log of 0.
+
+    x is first shifted by its (constant) max, which changes nothing mathematically
+    but keeps full precision when |x| is large (1e4 in float32).
+    """
+    top = x.data.max(axis=axis, keepdims=True)
+    shifted = x - np.where(np.isfinite(top), top, 0)  # an all -inf row stays -inf
+    return shifted - ops.logsumexp(shifted, axis=axis, keepdims=True)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -62,6 +68,8 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def where(condition: Any, x: Any, y: Any) -> Tensor:
     """x where `condition` holds, else y; the condition itself is not differentiable."""
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x = Tensor(x)
     return ops.where(x, y, condition=to_array(condition, dtype=bool))
 
 
@@ -80,10 +88,18 @@ def unsqueeze(x: Tensor, axis: int) -> Tensor:
 
 def squeeze(x: Tensor, axis: Axis = None) -> Tensor:
     """Remove axes of length 1 (all of them, or those in `axis`)."""
-    return ops.reshape(x, shape=np.squeeze(np.empty(x.shape, dtype=bool), axis=axis).shape)
+    try:
+        shape = np.squeeze(np.empty(x.shape, dtype=bool), axis=axis).shape
+    except ValueError:
+        raise ValueError(f"squeeze: axis {axis} of a tensor of shape {x.shape} does not have "
+                         f"length 1") from None
+    return ops.reshape(x, shape=shape)
 
 
 def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
     """Merge the axes from `start_axis` on into one (start_axis=1 keeps the batch axis)."""
+    if x.ndim and not -x.ndim <= start_axis < x.ndim:
+        raise ValueError(f"flatten: start_axis {start_axis} is out of range for a tensor of "
+                         f"shape {x.shape}")
     start = start_axis % x.ndim if x.ndim else 0
     return ops.reshape(x, shape=x.shape[:start] + (-1,))

@@ -8,21 +8,80 @@ gives z = x wᵀ + b of shape (m, n_out), one fused `ops.linear` call.
 
 Nothing here computes a derivative by hand: `backward()` on a cost differentiates these
 layers through the primitives' VJPs.
+
+Also here: weight initialisation by name (`init_weights`), training and evaluation modes
+(`Module.train` / `Module.eval`, which only `Dropout` looks at), and a module's parameters as
+named arrays (`Module.state_dict`, `save_state`, `load_state`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import contextlib
+import os
+import tempfile
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from numbers import Real
+from typing import IO, Any
 
 import numpy as np
 
+from . import functional as F
 from . import ops
 from .tensor import Tensor
 
-__all__ = ["INITS", "Linear", "Module", "ReLU", "Sequential", "Sigmoid", "Tanh"]
+__all__ = ["INITS", "Dropout", "Flatten", "LeakyReLU", "Linear", "Module", "ReLU", "Sequential",
+           "Sigmoid", "Softmax", "Tanh", "init_weights", "load_state", "save_state"]
 
-INITS = ("standard", "scaled")
+RNG = np.random.Generator | int | None
+
+# --- weight initialisation ------------------------------------------------------------------
+
+#: Each scheme draws w ~ N(0, 1/d): standard normals divided by √d (a division rather than a
+#: product, so "scaled" weights are bit-identical to those of earlier versions).
+_WEIGHT_DIVISOR: dict[str, Callable[[int, int], float]] = {
+    "standard": lambda n_in, n_out: 1.0,               # the tutorial: N(0, 1)
+    "scaled": lambda n_in, n_out: n_in,                # the sequel: N(0, 1/n_in)
+    "xavier": lambda n_in, n_out: (n_in + n_out) / 2,  # Glorot & Bengio: N(0, 2/(n_in + n_out))
+    "he": lambda n_in, n_out: n_in / 2,                # He et al.: N(0, 2/n_in)
+}
+_ALIASES = {"glorot": "xavier", "kaiming": "he"}
+INITS = ("standard", "scaled", "xavier", "glorot", "he", "kaiming")
+
+
+def _generator(rng: RNG) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def init_weights(shape: tuple[int, int], scheme: str = "standard",
+                 rng: RNG = None) -> np.ndarray:
+    """Initial weights of shape (n_out, n_in), float64, drawn from a *normal* N(0, σ²):
+
+    - ``"standard"``: σ² = 1, the tutorial's network.
+    - ``"scaled"``: σ² = 1/n_in, the sequel's: Var z ≈ 1 for inputs of variance 1, so
+      sigmoid neurons do not start saturated.
+    - ``"xavier"`` (alias ``"glorot"``): σ² = 2/(n_in + n_out), Glorot and Bengio (2010);
+      PyTorch's ``xavier_normal_`` (gain 1), not the uniform variant.
+    - ``"he"`` (alias ``"kaiming"``): σ² = 2/n_in, He et al. (2015), for ReLU layers; PyTorch's
+      ``kaiming_normal_`` (fan_in, relu gain).
+
+    `rng` is a `np.random.Generator` (consumed), a seed, or None for a fresh generator.
+
+    >>> init_weights((3, 4), "he", rng=0).shape
+    (3, 4)
+    """
+    if scheme not in INITS:
+        raise ValueError(f"init_weights: scheme must be one of {', '.join(INITS)}, "
+                         f"got {scheme!r}")
+    if (not isinstance(shape, tuple) or len(shape) != 2
+            or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape)):
+        raise ValueError(f"init_weights: shape must be (n_out, n_in), two positive integers; "
+                         f"got {shape!r}")
+    n_out, n_in = shape
+    weight = _generator(rng).standard_normal(shape)
+    weight /= np.sqrt(_WEIGHT_DIVISOR[_ALIASES.get(scheme, scheme)](n_in, n_out))
+    return weight
 
 
 class Module:
@@ -32,7 +91,16 @@ class Module:
     duplicates, every Tensor that requires grad, the parameters of every sub-`Module`, and those
     of the Modules (or Tensors) held in a list or tuple attribute. The order is therefore
     deterministic: the same class builds the same list every time.
+
+    Each parameter is named by its attribute path, as in PyTorch: ``weight``, ``head.bias``,
+    ``layers.1.weight`` (item 1 of the list ``layers``); a `Sequential` names its layers
+    ``0``, ``1``, ... A tensor reachable by two paths keeps the first name.
+
+    `training` is True until `eval()` (or `train(False)`) switches this module and every
+    sub-module to evaluation mode; only modules that behave differently (`Dropout`) read it.
     """
+
+    training: bool = True  # a class default, so subclasses need not call an __init__
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -40,29 +108,100 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
-    def _own_parameters(self) -> Iterator[Tensor]:
-        for value in vars(self).values():
-            items = value if isinstance(value, (list, tuple)) else (value,)
-            for item in items:
-                if isinstance(item, Module):
-                    yield from item._own_parameters()
-                elif isinstance(item, Tensor) and item.requires_grad:
-                    yield item
+    def _members(self) -> Iterator[tuple[str, Any]]:
+        """(name, value) for every attribute; a list's or tuple's items as name.0, name.1, ..."""
+        for name, value in vars(self).items():
+            if isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    yield f"{name}.{i}", item
+            else:
+                yield name, value
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        """Depth first: every sub-module and every parameter, with its path from the root."""
+        for name, value in self._members():
+            if isinstance(value, Module):
+                yield prefix + name, value
+                yield from value._walk(f"{prefix}{name}.")
+            elif isinstance(value, Tensor) and value.requires_grad:
+                yield prefix + name, value
+
+    def named_parameters(self) -> list[tuple[str, Tensor]]:
+        """(path, tensor) for every parameter, each tensor once, in `parameters()` order."""
+        seen: set[int] = set()
+        named = []
+        for name, value in self._walk(""):
+            if isinstance(value, Tensor) and id(value) not in seen:
+                seen.add(id(value))
+                named.append((name, value))
+        return named
 
     def parameters(self) -> list[Tensor]:
         """Every trainable tensor of this module and its sub-modules, each once, in order."""
-        seen: set[int] = set()
-        params = []
-        for p in self._own_parameters():
-            if id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-        return params
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self) -> list[Module]:
+        """This module and every sub-module, each once, depth first."""
+        found = {id(self): self}
+        for _, value in self._walk(""):
+            if isinstance(value, Module):
+                found.setdefault(id(value), value)
+        return list(found.values())
+
+    def train(self, mode: bool = True) -> Module:
+        """Set `training` on this module and every sub-module; returns self."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"train: mode must be True or False, got {mode!r}")
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode (`train(False)`): dropout off. Returns self."""
+        return self.train(False)
 
     def zero_grad(self) -> None:
         """Forget the gradients of every parameter (set `.grad` to None, as PyTorch does)."""
         for p in self.parameters():
             p.grad = None
+
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """A copy of every parameter's array, by path (see the class docstring), in order."""
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy the arrays of `state` into this module's parameters, in place.
+
+        The names must be exactly those of `state_dict()` and every shape must match; otherwise
+        a ValueError lists the missing and unexpected names and the shape mismatches, and no
+        parameter is changed. Each tensor keeps its dtype (values are cast into it) and its
+        identity, so an optimizer holding the parameters sees the new values.
+        """
+        own = dict(self.named_parameters())
+        problems = []
+        missing = [name for name in own if name not in state]
+        unexpected = [name for name in state if name not in own]
+        if missing:
+            problems.append(f"missing keys {missing}")
+        if unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        arrays = {}
+        for name, p in own.items():
+            if name not in state:
+                continue
+            value = state[name]
+            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            if value.shape != p.shape:
+                problems.append(f"{name!r} has shape {value.shape} in the state but {p.shape} "
+                                f"in the module")
+            elif value.dtype.kind not in "fiu":
+                problems.append(f"{name!r} holds {value.dtype}, not numbers")
+            arrays[name] = value
+        if problems:
+            raise ValueError(f"load_state_dict: the state does not fit this "
+                             f"{type(self).__name__}: {'; '.join(problems)}")
+        for name, p in own.items():
+            p.data[...] = arrays[name]
 
 
 def _positive_int(value: Any, name: str, who: str) -> int:
@@ -76,11 +215,13 @@ class Linear(Module):
 
     `weight` has shape (n_out, n_in) (w_jk joins input k to neuron j) and `bias` shape (n_out,),
     both Tensors that require grad. Initialisation, from `rng` (a `np.random.Generator`, a seed,
-    or None for a fresh generator):
+    or None for a fresh generator), by the name `init` (see `init_weights` for the formulas):
 
     - ``"standard"``: weights and biases drawn from N(0, 1), as in the tutorial's network.
     - ``"scaled"``: weights from N(0, 1/n_in), biases from N(0, 1), so that z starts with a
       variance of about 1 whatever n_in is and sigmoid neurons do not start saturated.
+    - ``"xavier"``/``"glorot"`` (N(0, 2/(n_in + n_out))) and ``"he"``/``"kaiming"``
+      (N(0, 2/n_in)): biases start at 0, as in those papers.
 
     `forward` accepts one example of shape (n_in,) or a mini-batch of rows (m, n_in).
 
@@ -95,13 +236,11 @@ class Linear(Module):
         n_out = _positive_int(n_out, "n_out", "Linear")
         if init not in INITS:
             raise ValueError(f"Linear: init must be one of {', '.join(INITS)}, got {init!r}")
-        if not isinstance(rng, np.random.Generator):
-            rng = np.random.default_rng(rng)
-        weight = rng.standard_normal((n_out, n_in))
-        if init == "scaled":
-            weight /= np.sqrt(n_in)
+        rng = _generator(rng)
+        weight = init_weights((n_out, n_in), init, rng)
+        bias = rng.standard_normal(n_out) if init in ("standard", "scaled") else np.zeros(n_out)
         self.weight = Tensor(weight, requires_grad=True)
-        self.bias = Tensor(rng.standard_normal(n_out), requires_grad=True)
+        self.bias = Tensor(bias, requires_grad=True)
         self.n_in, self.n_out, self.init = n_in, n_out, init
 
     def forward(self, x: Any) -> Tensor:
@@ -141,6 +280,88 @@ class ReLU(Module):
         return "ReLU()"
 
 
+def _tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+class LeakyReLU(Module):
+    """z for z > 0, slope·z otherwise, element-wise; its derivative at 0 is taken as `slope`."""
+
+    def __init__(self, slope: float = 0.01) -> None:
+        self.slope = float(slope)
+
+    def forward(self, z: Any) -> Tensor:
+        return ops.leaky_relu(_tensor(z), slope=self.slope)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(slope={self.slope!r})"
+
+
+class Softmax(Module):
+    """softmax(z)_j = e^{z_j} / Σ_k e^{z_k} along `axis` (each row of a mini-batch by default).
+
+    For training, prefer raw logits with `costs.cross_entropy`, which folds the softmax into
+    the loss through `log_softmax` and never takes log 0.
+    """
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = axis
+
+    def forward(self, z: Any) -> Tensor:
+        return F.softmax(_tensor(z), axis=self.axis)
+
+    def __repr__(self) -> str:
+        return f"Softmax(axis={self.axis})"
+
+
+class Flatten(Module):
+    """Merge the axes from `start_axis` on into one: (m, 8, 8) images become (m, 64) rows."""
+
+    def __init__(self, start_axis: int = 1) -> None:
+        self.start_axis = start_axis
+
+    def forward(self, x: Any) -> Tensor:
+        return F.flatten(_tensor(x), self.start_axis)
+
+    def __repr__(self) -> str:
+        return f"Flatten(start_axis={self.start_axis})"
+
+
+class Dropout(Module):
+    """Inverted dropout (Srivastava et al. 2014): out = x ⊙ m / (1 - p) in training mode.
+
+    Each mask entry m_i is 1 with probability 1 - p and 0 with probability p, drawn as
+    ``rng.random(x.shape) >= p``, a fresh mask on every call; the survivors are scaled by
+    1/(1 - p) so that E[out] = x and nothing needs rescaling at test time. In evaluation mode
+    (`eval()`) the output is x itself. `rng` is a `np.random.Generator` or a seed (None for a
+    fresh generator): the same seed gives the same sequence of masks.
+
+    >>> drop = Dropout(0.5, rng=0)
+    >>> drop(np.ones(6)).data                      # kept entries scaled by 1/(1 - 0.5)
+    array([2., 0., 0., 0., 2., 2.])
+    >>> drop.eval()(np.ones(6)).data
+    array([1., 1., 1., 1., 1., 1.])
+    """
+
+    def __init__(self, p: float = 0.5, rng: RNG = None) -> None:
+        if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1:
+            raise ValueError(f"Dropout: p is the probability of dropping an element and must "
+                             f"be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.rng = _generator(rng)
+
+    def forward(self, x: Any) -> Tensor:
+        x = _tensor(x)
+        if not self.training or self.p == 0:
+            return x
+        keep = np.asarray(self.rng.random(x.shape) >= self.p)
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        return ops.mul(x, (keep / (1 - self.p)).astype(dtype))  # the mask is a constant
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p!r})"
+
+
 class Sequential(Module):
     """Modules applied one after another: the output of each is the input of the next.
 
@@ -155,6 +376,14 @@ class Sequential(Module):
                 raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, "
                                 f"not a Module")
         self.layers = list(layers)
+
+    def _members(self) -> Iterator[tuple[str, Any]]:
+        # PyTorch's names: a Sequential's layers are "0", "1", ..., not "layers.0".
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+        for name, value in super()._members():
+            if not name.startswith("layers."):
+                yield name, value
 
     def forward(self, x: Any) -> Any:
         for layer in self.layers:
@@ -173,3 +402,84 @@ class Sequential(Module):
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential({inner})"
+
+
+# --- parameters in a file -------------------------------------------------------------------
+
+
+def _write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file by `write(f)` into a temporary file beside `path`, then rename it over `path`.
+
+    A reader never sees half a file, and on any failure the temporary file is removed and a
+    previous file at `path` is left as it was. Errors of the file system name `path`, not the
+    temporary file.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
+                                   suffix=".tmp")
+    except OSError as err:  # e.g. the folder does not exist
+        raise OSError(err.errno, err.strerror, path) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it normal rights
+        try:
+            os.replace(tmp, path)
+        except OSError as err:  # e.g. path is a directory
+            raise OSError(err.errno, err.strerror, path) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save_state(module: Module, path: str | os.PathLike[str]) -> None:
+    """Write `module.state_dict()` to an .npz file at `path` (used as given: no ``.npz`` added).
+
+    One array per parameter, named by its path (``0.weight``, ``layers.1.bias``). Written
+    atomically: to a temporary file in the same folder, then renamed over `path`.
+    """
+    state = module.state_dict()
+    _write_atomically(path, lambda f: np.savez(f, **state))
+
+
+def load_state(module: Module, path: str | os.PathLike[str]) -> None:
+    """Load parameters written by `save_state` into `module`, in place (`load_state_dict`).
+
+    Read with allow_pickle=False. Raises FileNotFoundError if there is no file, and ValueError
+    naming the file if it is a directory, empty, not an .npz archive (or a damaged one), holds
+    object arrays, or does not fit the module (missing or unexpected names, other shapes).
+    The file is closed whatever happens.
+    """
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise ValueError(f"load_state: {name} is a directory, not an .npz file")
+    # Opened here, not by np.load, which leaves the file open when it refuses a damaged zip.
+    with open(name, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ValueError(f"load_state: {name} is empty")
+        try:
+            archive = np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            # numpy falls back to unpickling whatever is neither .npz nor .npy; we refuse.
+            raise ValueError(f"load_state: {name} is not an .npz archive written by save_state "
+                             f"({err})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"load_state: {name} holds a single array, not an .npz archive")
+        with archive:
+            try:
+                state = {key: archive[key] for key in archive.files}
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+                why = ("holds object arrays, which would need pickle to load; refused "
+                       "(allow_pickle=False)" if "pickle" in str(err) else f"is damaged ({err})")
+                raise ValueError(f"load_state: {name} {why}") from None
+    try:
+        module.load_state_dict(state)
+    except ValueError as err:
+        raise ValueError(f"load_state: {name}: {err}") from None

@@ -203,8 +203,15 @@ def _logsumexp(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
     """log Σ e^x, shifted by the max so no exponential overflows."""
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)  # an all -inf row stays -inf, not nan
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    with np.errstate(divide="ignore"):  # log 0 = -inf is the right answer there
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _softmax(x: Any, axis: Any) -> Any:
+    """e^x / Σ e^x, shifted by the (constant) max so it keeps full precision."""
+    e = exp(x - _value(x).max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _concatenate_vjps(n: int) -> tuple[Callable, ...]:
@@ -272,6 +279,9 @@ quadratic_cost = Primitive(
     lambda g, out, a, y, n: g * (a - y) * (1.0 / n),  # BP1's ∇_a C, averaged over n
     lambda g, out, a, y, n: g * (y - a) * (1.0 / n),
     doc="eq. 2.1 as one primitive: C = 1/(2n) Σ_x ||y(x) - a(x)||² over all entries of a.")
+cast = Primitive("cast", lambda x, dtype: x.astype(dtype),
+                 lambda g, out, x, dtype: cast(g, dtype=x.dtype),
+                 doc="x in another dtype; the gradient comes back in x's dtype.")
 sum = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
                 lambda g, out, x, axis, keepdims:
                     broadcast_to(g.reshape(_kept_shape(x.shape, axis)), shape=x.shape))
@@ -320,8 +330,7 @@ softplus = Primitive("softplus", lambda x: np.logaddexp(0, x),
                      doc="log(1 + e^x), computed without overflow; its derivative is σ(x).")
 logsumexp = Primitive("logsumexp", _logsumexp,
                       lambda g, out, x, axis, keepdims:
-                          g.reshape(_kept_shape(x.shape, axis))
-                          * exp(x - out.reshape(_kept_shape(x.shape, axis))),
+                          g.reshape(_kept_shape(x.shape, axis)) * _softmax(x, axis),
                       doc="log Σ e^x over `axis`, stable for large |x|; its VJP is g·softmax.")
 _concatenate_ops: dict[int, Primitive] = {}
 

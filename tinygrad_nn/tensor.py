@@ -307,6 +307,10 @@ class Tensor:
     def unsqueeze(self, axis: int) -> Tensor: return F.unsqueeze(self, axis)
     def flatten(self, start_axis: int = 0) -> Tensor: return F.flatten(self, start_axis)
 
+    def astype(self, dtype: Any) -> Tensor:
+        """This tensor in another dtype (differentiable: the gradient is cast back)."""
+        return ops.cast(self, dtype=np.dtype(dtype))
+
     def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
         return ops.broadcast_to(self, shape=tuple(shape))
 
