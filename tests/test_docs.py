@@ -35,6 +35,7 @@ def test_code_blocks_run_and_show_their_output(page: Path) -> None:
             name = f"{page.name}:{line}"
             if ">>>" in code:
                 test = parser.get_doctest(code, namespace, name, str(page), line)
+                test.globs = namespace  # get_doctest copies it; the page is one session
                 result = runner.run(test, clear_globs=False)
                 assert result.failed == 0, f"{name}: {result.failed} example(s) failed (see above)"
             else:

@@ -6,7 +6,7 @@ network with the four backpropagation equations, written out for this network
 alone, with nothing but numpy. It imports nothing from ``tinygrad_nn``, so when
 the autograd and this module agree, neither is checking itself.
 
-Notation (the tutorial's, see ``docs/backprop-equations.md``):
+Notation (the tutorial's, as in ``docs/backprop.md``):
 
 - Layers are ``l = 1..L``; layer 1 is the input, layer L the output, and
   layer l has ``n_l`` neurons.
