@@ -54,6 +54,7 @@ class MLPRun:
     nabla_b: list[np.ndarray]  # ∂C/∂b^l
     deltas: list[np.ndarray]   # ∂C/∂z^l (the errors δ^l of the whole mini-batch), l = 2..L
     output: np.ndarray         # a^L
+    cost_dtype: np.dtype = np.dtype(np.float64)
 
 
 def parameters(weights, biases, dtype=np.float64) -> tuple[list[Tensor], list[Tensor]]:
@@ -85,4 +86,5 @@ def autograd_run(weights, biases, X, Y, cost: str = "quadratic",
         nabla_b=[b.grad.data for b in bs],
         deltas=[z.grad.data for z in zs],
         output=activations[-1].data,
+        cost_dtype=c.dtype,
     )

@@ -390,6 +390,14 @@ def _quadratic_cost_case(draw):
                 lambda u, v: ops.quadratic_cost(u, v, n=n), [a, y])
 
 
+@st.composite
+def _cast_case(draw):
+    # float64 -> longdouble -> float64 is exact, so gradcheck's float64 tolerance holds.
+    x = draw(shapes().flatmap(float_arrays))
+    return Case(f"cast{x.shape} to longdouble and back",
+                lambda a: ops.cast(ops.cast(a, dtype=np.longdouble) * 2, dtype=np.float64), [x])
+
+
 def _pow_case():
     positive = lambda shape: float_arrays(shape, 0.5, 2.0)  # noqa: E731  x ** y needs x > 0
     return _binary_case("pow", left=positive,
@@ -432,6 +440,7 @@ primitive_cases = {
     "logsumexp": _reduction_case("logsumexp"),
     "concatenate": _concatenate_case(),
     "quadratic_cost": _quadratic_cost_case(),
+    "cast": _cast_case(),
 }
 
 

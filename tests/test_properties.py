@@ -420,9 +420,15 @@ def check_float32(net: Network) -> None:
     tol, (zs, activations) = float32_tolerance(net)
     r64 = mlp.autograd_run(net.weights, net.biases, net.X, net.Y, "quadratic", np.float64)
     r32 = mlp.autograd_run(net.weights, net.biases, net.X, net.Y, "quadratic", np.float32)
+    # float32 end to end: the forward values (a^L, the z^l whose gradients are the δ^l)
+    # as well as the gradients, not only gradients cast back at the leaves.
     problems = [f"{name} of layer l={i + 2} has dtype {g.dtype}, not float32"
-                for name, grads in (("∂C/∂w", r32.nabla_w), ("∂C/∂b", r32.nabla_b))
+                for name, grads in (("∂C/∂w", r32.nabla_w), ("∂C/∂b", r32.nabla_b),
+                                    ("δ = ∂C/∂z", r32.deltas))
                 for i, g in enumerate(grads) if g.dtype != np.float32]
+    for name, dtype in (("the output a^L", r32.output.dtype), ("the cost", r32.cost_dtype)):
+        if dtype != np.float32:
+            problems.append(f"{name} has dtype {dtype}, not float32")
     # Magnitude scales: BP1–BP4 run on |.|, with |a| + |y| in place of a - y.
     a_out = activations[-1]
     mag = (np.abs(a_out) + np.abs(net.Y)) * sigmoid_prime(zs[-1])
