@@ -15,14 +15,28 @@ from . import ops
 from .tensor import Tensor, to_array
 
 Axis = int | tuple[int, ...] | None
+# numpy's error for a bad axis: both a ValueError and an IndexError.
+AxisError = getattr(np, "exceptions", np).AxisError
+
+
+def _axes(x: Tensor, axis: Axis, who: str) -> tuple[int, ...]:
+    """`axis` as a tuple of non-negative axes of x, or an error naming `who`."""
+    if axis is None:
+        return tuple(range(x.ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    for a in axes:
+        if not -x.ndim <= a < x.ndim:
+            raise AxisError(f"{who}: axis {a} is out of range for a tensor of shape {x.shape}")
+    return tuple(a % x.ndim for a in axes)
 
 
 def _reduced(x: Tensor, axis: Axis, keepdims: bool, who: str) -> tuple[Tensor, int]:
     """The sum over `axis` and how many elements each entry of it combines."""
-    if x.size == 0:
-        raise ValueError(f"{who}: the tensor of shape {x.shape} is empty")
-    total = ops.sum(x, axis=axis, keepdims=keepdims)
-    return total, x.size // total.size
+    n = int(np.prod([x.shape[a] for a in _axes(x, axis, who)], dtype=np.int64))
+    if n == 0:
+        raise ValueError(f"{who}: reducing the tensor of shape {x.shape} over axis {axis} "
+                         f"combines no elements; the result would be undefined")
+    return ops.sum(x, axis=axis, keepdims=keepdims), n
 
 
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -33,29 +47,32 @@ def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """min(x) = -max(-x); ties share the gradient equally, as in max."""
+    _axes(x, axis, "min")
     return -ops.max(-x, axis=axis, keepdims=keepdims)
 
 
-def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0,
+        who: str = "var") -> Tensor:
     """Mean squared deviation from the mean, divided by n - ddof (numpy's convention)."""
-    total, n = _reduced(x, axis, True, "var")
+    total, n = _reduced(x, axis, True, who)
     if n - ddof <= 0:
-        raise ValueError(f"var: ddof={ddof} but only {n} elements are reduced")
+        raise ValueError(f"{who}: ddof={ddof} but only {n} elements are reduced")
     deviation = x - total * (1.0 / n)
     return ops.sum(deviation * deviation, axis=axis, keepdims=keepdims) * (1.0 / (n - ddof))
 
 
 def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """The square root of `var` (its gradient is NaN where every value reduced is equal)."""
-    return ops.sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+    return ops.sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof, who="std"))
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(x: Tensor, axis: int = -1, who: str = "log_softmax") -> Tensor:
     """log softmax(x) = x - logsumexp(x): never takes the log of 0.
 
     x is first shifted by its (constant) max, which changes nothing mathematically
     but keeps full precision when |x| is large (1e4 in float32).
     """
+    _axes(x, axis, who)
     top = x.data.max(axis=axis, keepdims=True)
     shifted = x - np.where(np.isfinite(top), top, 0)  # an all -inf row stays -inf
     return shifted - ops.logsumexp(shifted, axis=axis, keepdims=True)
@@ -63,7 +80,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """e^x / Σ e^x along `axis`, computed as exp(log_softmax) so it cannot overflow."""
-    return ops.exp(log_softmax(x, axis=axis))
+    return ops.exp(log_softmax(x, axis=axis, who="softmax"))
 
 
 def where(condition: Any, x: Any, y: Any) -> Tensor:

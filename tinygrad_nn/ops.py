@@ -17,7 +17,6 @@ sums it back to the input's shape with `sum_to`, in one place.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable
 from typing import Any
 
@@ -100,8 +99,13 @@ def _explain(name: str, arrays: list, params: dict, err: Exception) -> Exception
     if len(arrays) == 2 and isinstance(err, ValueError) and "broadcast" in str(err):
         return ValueError(f"{name}: shapes {shapes[0]} and {shapes[1]} do not broadcast "
                           f"(numpy's rule: trailing dimensions must be equal or 1)")
-    shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
-    return type(err)(f"{name}: tensor of shape {shapes[0]} with {shown}: {err}")
+    dtypes = [str(getattr(a, "dtype", type(a).__name__)) for a in arrays]
+    if len(arrays) == 1:
+        described = f"tensor of shape {shapes[0]} ({dtypes[0]})"
+    else:
+        described = f"shapes {', '.join(map(str, shapes))} (dtypes {', '.join(dtypes)})"
+    shown = "".join(f", {k}={v!r}" for k, v in params.items() if k != "offsets")
+    return type(err)(f"{name}: {described}{shown}: {err}")
 
 
 # --- helpers the VJPs share ------------------------------------------------------------
@@ -123,7 +127,7 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
 
 def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
     """The shape a reduction over `axis` has with keepdims=True."""
-    if axis is None:
+    if axis is None or not shape:  # numpy lets a 0-d array be reduced over axis 0 or -1
         return (1,) * len(shape)
     axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
@@ -216,10 +220,9 @@ def _softmax(x: Any, axis: Any) -> Any:
 
 def _concatenate_vjps(n: int) -> tuple[Callable, ...]:
     def piece(i: int) -> Callable:
-        def vjp(g: Any, out: Any, *xs: Any, axis: int) -> Any:
-            start = builtins.sum(x.shape[axis] for x in xs[:i])
+        def vjp(g: Any, out: Any, *xs: Any, axis: int, offsets: tuple[int, ...]) -> Any:
             index = [slice(None)] * g.ndim
-            index[axis] = slice(start, start + xs[i].shape[axis])
+            index[axis] = slice(offsets[i], offsets[i + 1])
             return g[tuple(index)]
         return vjp
     return tuple(piece(i) for i in range(n))
@@ -343,6 +346,11 @@ def concatenate(tensors: Any, axis: int = 0) -> Any:
     op = _concatenate_ops.get(len(tensors))
     if op is None:  # one primitive per number of inputs, each input with its own VJP
         op = _concatenate_ops[len(tensors)] = Primitive(
-            "concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
+            "concatenate", lambda *xs, axis, offsets: np.concatenate(xs, axis=axis),
             *_concatenate_vjps(len(tensors)))
-    return op(*tensors, axis=axis)
+    try:  # where each input's slice starts, worked out once rather than in every VJP
+        sizes = [np.shape(_value(t))[axis] for t in tensors]
+        offsets = tuple(int(o) for o in np.cumsum([0, *sizes]))
+    except IndexError:
+        offsets = ()  # the forward will refuse these shapes with a clear message
+    return op(*tensors, axis=axis, offsets=offsets)

@@ -228,6 +228,10 @@ class Tensor:
         return len(self.data)
 
     def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                f"use .data.any() or .data.all()")
         return bool(self.data)
 
     __hash__ = object.__hash__
@@ -321,11 +325,17 @@ class Tensor:
 
     def transpose(self, *axes: Any) -> Tensor:
         """numpy's transpose: no axes reverses them, else `axes` is a permutation."""
+        if not axes or axes == (None,):
+            return ops.transpose(self, axes=None)
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return ops.transpose(self, axes=None if axes in ((), (None,)) else axes)
+        return ops.transpose(self, axes=axes)
 
     def swapaxes(self, a: int, b: int) -> Tensor:
+        for axis in (a, b):
+            if not -self.ndim <= axis < self.ndim:
+                raise F.AxisError(f"swapaxes: axis {axis} is out of range for a tensor of "
+                                  f"shape {self.shape}")
         axes = list(range(self.ndim))
         axes[a], axes[b] = axes[b], axes[a]
         return ops.transpose(self, axes=tuple(axes))
@@ -346,7 +356,8 @@ def _plain_index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
-        return np.asarray(index)
+        index = np.asarray(index)
+        return index.astype(np.intp) if index.size == 0 else index  # x[[]] selects nothing
     return index
 
 
