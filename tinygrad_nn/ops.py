@@ -240,32 +240,41 @@ def _scatter_add(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarra
 
 add = Primitive("add", np.add,
                 lambda g, out, x, y: g,
-                lambda g, out, x, y: g)
+                lambda g, out, x, y: g,
+                doc="x + y (broadcasting); d/dx = d/dy = 1.")
 sub = Primitive("sub", np.subtract,
                 lambda g, out, x, y: g,
-                lambda g, out, x, y: -g)
+                lambda g, out, x, y: -g,
+                doc="x - y (broadcasting); d/dx = 1, d/dy = -1.")
 mul = Primitive("mul", np.multiply,
                 lambda g, out, x, y: g * y,
-                lambda g, out, x, y: g * x)
+                lambda g, out, x, y: g * x,
+                doc="x * y elementwise (broadcasting); d/dx = y, d/dy = x.")
 div = Primitive("div", np.divide,
                 lambda g, out, x, y: g / y,
-                lambda g, out, x, y: -g * out / y)
+                lambda g, out, x, y: -g * out / y,
+                doc="x / y (broadcasting); d/dx = 1/y, d/dy = -x/y².")
 pow = Primitive("pow", np.power,
                 lambda g, out, x, y: g * y * x ** (y - 1),
-                lambda g, out, x, y: g * out * log(x))
+                lambda g, out, x, y: g * out * log(x),
+                doc="x ** y; d/dx = y x^(y-1), d/dy = x^y ln x (needs x > 0).")
 neg = Primitive("neg", np.negative,
-                lambda g, out, x: -g)
+                lambda g, out, x: -g,
+                doc="-x.")
 exp = Primitive("exp", np.exp,
-                lambda g, out, x: g * out)
+                lambda g, out, x: g * out,
+                doc="e^x; its derivative is e^x itself.")
 log = Primitive("log", np.log,
-                lambda g, out, x: g / x)
+                lambda g, out, x: g / x,
+                doc="The natural log (numpy's: -inf at 0, nan below); d/dx = 1/x.")
 sigmoid = Primitive("sigmoid", _stable_sigmoid,
                     # σ'(z) = σ(z)(1 - σ(z)) = σ(z)σ(-z): the second form keeps full
                     # precision where σ(z) is near 1 and 1 - σ(z) would cancel.
                     lambda g, out, x: g * out * sigmoid(-x),
                     doc="eq. 1.6: σ(z) = 1/(1 + e^{-z}); its VJP is BP2's ⊙ σ'(z).")
 tanh = Primitive("tanh", np.tanh,
-                 lambda g, out, x: g * (1 - out * out))
+                 lambda g, out, x: g * (1 - out * out),
+                 doc="tanh x; d/dx = 1 - tanh² x.")
 relu = Primitive("relu", lambda x: np.maximum(x, 0),
                  lambda g, out, x: g * (_value(out) > 0),  # relu'(0) = 0, as PyTorch
                  doc="max(z, 0); its derivative at 0 is taken as 0.")
@@ -287,24 +296,33 @@ cast = Primitive("cast", lambda x, dtype: x.astype(dtype),
                  doc="x in another dtype; the gradient comes back in x's dtype.")
 sum = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
                 lambda g, out, x, axis, keepdims:
-                    broadcast_to(g.reshape(_kept_shape(x.shape, axis)), shape=x.shape))
+                    broadcast_to(g.reshape(_kept_shape(x.shape, axis)), shape=x.shape),
+                doc="Σ x over `axis` (None: all); each entry gets the gradient of its sum.")
 max = Primitive("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
-                _max_vjp)
+                _max_vjp,
+                doc="max over `axis`; ties share the gradient equally (as torch.amax).")
 broadcast_to = Primitive("broadcast_to", _broadcast_to,
-                         lambda g, out, x, shape: g)  # sum_to in the walk undoes it
+                         lambda g, out, x, shape: g,  # sum_to in the walk undoes it
+                         doc="x repeated to `shape` by numpy's broadcasting rules.")
 reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape),
-                    lambda g, out, x, shape: g.reshape(x.shape))
+                    lambda g, out, x, shape: g.reshape(x.shape),
+                    doc="The same values in a new `shape`.")
 transpose = Primitive("transpose", lambda x, axes: np.transpose(x, axes),
                       lambda g, out, x, axes: g.transpose(
-                          None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))))
+                          None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))),
+                      doc="numpy's transpose: `axes` permutes the axes (None reverses them).")
 getitem = Primitive("getitem", lambda x, index: x[index],
-                    lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape))
+                    lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape),
+                    doc="x[index]: slices, integer arrays, boolean masks; repeated indices "
+                        "accumulate their gradients.")
 scatter_add = Primitive("scatter_add", _scatter_add,
-                        lambda g, out, x, index, shape: g[index])
+                        lambda g, out, x, index, shape: g[index],
+                        doc="Zeros of `shape` with x added at `index` (getitem's VJP).")
 
 
 sqrt = Primitive("sqrt", np.sqrt,
-                 lambda g, out, x: g / (2 * out))
+                 lambda g, out, x: g / (2 * out),
+                 doc="√x; d/dx = 1/(2√x).")
 abs = Primitive("abs", np.abs,
                 lambda g, out, x: g * np.sign(_value(x)),  # abs'(0) = 0, as PyTorch
                 doc="|x|; its derivative at 0 is taken as 0.")

@@ -144,18 +144,22 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The array's shape; a scalar has shape ()."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return self.data.size
 
     @property
     def dtype(self) -> np.dtype:
+        """The numpy dtype (float64 unless asked otherwise)."""
         return self.data.dtype
 
     @property
@@ -173,6 +177,7 @@ class Tensor:
         return self.data
 
     def item(self) -> float:
+        """The single element as a Python number."""
         if self.data.size != 1:
             raise ValueError(
                 f"item: only a tensor with exactly one element converts to a Python number, "
@@ -185,6 +190,7 @@ class Tensor:
         return Tensor._make(self.data)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Make this leaf record its gradient (floating-point tensors only)."""
         if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
             raise RuntimeError(
                 f"requires_grad: only floating-point tensors can require gradients, "
@@ -304,8 +310,13 @@ class Tensor:
     def log_softmax(self, axis: int = -1) -> Tensor: return F.log_softmax(self, axis=axis)
 
     # Not differentiable: plain integer arrays, as in numpy.
-    def argmax(self, axis: int | None = None) -> np.ndarray: return np.argmax(self.data, axis)
-    def argmin(self, axis: int | None = None) -> np.ndarray: return np.argmin(self.data, axis)
+    def argmax(self, axis: int | None = None) -> np.ndarray:
+        """Index of the largest value (a plain integer array, not differentiable)."""
+        return np.argmax(self.data, axis)
+
+    def argmin(self, axis: int | None = None) -> np.ndarray:
+        """Index of the smallest value (a plain integer array, not differentiable)."""
+        return np.argmin(self.data, axis)
 
     def squeeze(self, axis: Axis = None) -> Tensor: return F.squeeze(self, axis)
     def unsqueeze(self, axis: int) -> Tensor: return F.unsqueeze(self, axis)
@@ -332,6 +343,7 @@ class Tensor:
         return ops.transpose(self, axes=axes)
 
     def swapaxes(self, a: int, b: int) -> Tensor:
+        """Exchange two axes (a transpose)."""
         for axis in (a, b):
             if not -self.ndim <= axis < self.ndim:
                 raise F.AxisError(f"swapaxes: axis {axis} is out of range for a tensor of "
@@ -342,6 +354,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
+        """The axes reversed: the matrix transpose for 2-D."""
         return ops.transpose(self, axes=None)
 
 
