@@ -72,7 +72,7 @@ def test_train_in_process_matches_the_library(capsys):
     train, validation, test = datasets.load_digits()
     history = net.SGD(train, 3, 10, 3.0, test_data=validation, verbose=False)
     lines = EPOCH_LINE.findall(captured.out)
-    assert [int(c) for _, c in lines] == [s.test_correct for s in history]
+    assert [int(c) for _, c in lines] == [s.test_correct for s in history.epochs]
     assert f"Test accuracy: {net.evaluate(test)} / 300" in captured.out
 
 
@@ -139,10 +139,19 @@ BAD_ARGUMENTS = [
     (["train", "--seed", "-1"], "--seed"),
     (["train", "--cost", "hinge"], "invalid choice: 'hinge'"),
     (["train", "--activation", "softmax"], "invalid choice"),
-    (["train", "--init", "he"], "invalid choice"),
+    (["train", "--init", "uniform"], "invalid choice"),
     (["train", "--data-dir", "/no/such/folder"], "no such directory"),
     (["train", "--save", "/no/such/folder/m.npz"], "does not exist"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+    (["train", "--lr-schedule", "linear"], "invalid choice: 'linear'"),
+    (["train", "--dropout", "1"], "--dropout: expected a number in [0, 1)"),
+    (["train", "--dropout", "-0.1"], "--dropout"),
+    (["train", "--dropout", "half"], "--dropout"),
+    (["train", "--patience", "0"], "--patience: expected a positive integer"),
+    (["train", "--weight-decay", "-1"], "--weight-decay: expected a finite number >= 0"),
+    (["train", "--lmbda", "nan"], "--lmbda: expected a finite number >= 0"),
+    (["train", "--lmbda", "1", "--weight-decay", "0.1"], "not allowed with argument"),
     (["evaluate"], "required: MODEL.npz"),
     (["evaluate", "/no/such/model.npz"], "no such file"),
     ([], "choose a command"),
@@ -207,3 +216,105 @@ def test_help_exits_0(capsys):
     assert "train" in capsys.readouterr().out
     assert cli.main(["train", "--help"]) == 0
     assert "--batch-size" in capsys.readouterr().out
+
+
+# --- beyond the tutorial: the sequel's lmbda, optimizers, schedules, dropout, patience ---
+
+
+def test_lmbda_alone_stays_on_network_sgd(capsys):
+    assert cli.main(["train", "--epochs", "2", "--lmbda", "5", "--cost", "cross-entropy",
+                     "--init", "scaled", "--eta", "0.5", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    net = Network([64, 30, 10], cost="cross-entropy", init="scaled", seed=0)
+    from tinygrad_nn import datasets
+
+    train, validation, _ = datasets.load_digits()
+    history = net.SGD(train, 2, 10, 0.5, test_data=validation, lmbda=5.0, verbose=False)
+    assert [int(c) for _, c in EPOCH_LINE.findall(out)] == [
+        s.test_correct for s in history.epochs]
+    assert "optimizer" not in out  # the tutorial's header
+
+
+def test_explicit_sgd_is_the_tutorials_path(capsys):
+    assert cli.main(["train", "--epochs", "2", "--no-progress"]) == 0
+    default = capsys.readouterr().out
+    assert cli.main(["train", "--epochs", "2", "--no-progress", "--optimizer", "sgd",
+                     "--lr-schedule", "none", "--dropout", "0"]) == 0
+    explicit = capsys.readouterr().out
+    strip = re.compile(r"^Trained in .*$", re.M)
+    assert strip.sub("", default) == strip.sub("", explicit)
+
+
+FIT_LINE = re.compile(r"^Epoch (\d+): training cost [\d.]+, validation cost [\d.]+, "
+                      r"validation accuracy (\d+) / 300 \([\d.]+%\), lr ([\d.e+-]+), "
+                      r"[\d.]+ s$", re.M)
+
+
+def test_adam_with_a_schedule_dropout_and_weight_decay_trains_and_saves(tmp_path, capsys):
+    model = tmp_path / "adam.npz"
+    argv = ["train", "--epochs", "4", "--activation", "relu", "--init", "he", "--cost",
+            "cross-entropy", "--optimizer", "adam", "--eta", "0.01", "--lr-schedule", "cosine",
+            "--dropout", "0.1", "--weight-decay", "1e-4", "--save", str(model),
+            "--no-progress"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert ("eta 0.01, cross-entropy cost, optimizer adam, lr schedule cosine, weight decay "
+            "0.0001, dropout 0.1") in out
+    epochs = FIT_LINE.findall(out)
+    assert [int(k) for k, _, _ in epochs] == [0, 1, 2, 3]
+    assert float(epochs[1][2]) == pytest.approx(0.01 * (1 + np.cos(np.pi / 4)) / 2, rel=1e-3)
+    assert int(epochs[-1][1]) > 240  # 80% of the validation digits after 4 epochs
+    (correct, _, _), = ACCURACY_LINE.findall(out)
+    assert cli.main(["evaluate", str(model)]) == 0
+    assert f"Test accuracy: {correct} / 300" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("optimizer, eta", [("momentum", "0.3"), ("adam", "0.001")])
+def test_each_optimizer_has_a_sensible_default_learning_rate(optimizer, eta, capsys):
+    assert cli.main(["train", "--epochs", "3", "--optimizer", optimizer,
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"eta {eta}, quadratic cost, optimizer {optimizer}" in out
+    assert len(FIT_LINE.findall(out)) == 3
+
+
+@pytest.mark.parametrize("schedule, second_lr", [
+    ("step", 0.03),  # x0.1 every max(1, 2 // 3) = 1 epoch
+    ("exponential", 0.27), ("cosine", 0.15)])
+def test_lr_schedules_reach_the_optimizer(schedule, second_lr, capsys):
+    assert cli.main(["train", "--epochs", "2", "--optimizer", "momentum", "--lr-schedule",
+                     schedule, "--no-progress"]) == 0
+    lrs = [float(lr) for *_, lr in FIT_LINE.findall(capsys.readouterr().out)]
+    assert lrs[0] == 0.3 and lrs[1] == pytest.approx(second_lr)
+
+
+def test_patience_stops_early_and_keeps_the_best_weights(tmp_path, capsys):
+    model = tmp_path / "best.npz"
+    assert cli.main(["train", "--epochs", "30", "--optimizer", "adam", "--eta", "0.05",
+                     "--patience", "1", "--no-progress", "--save", str(model)]) == 0
+    out = capsys.readouterr().out
+    epochs = FIT_LINE.findall(out)
+    best = max(range(len(epochs)), key=lambda k: (int(epochs[k][1]), -k))
+    assert len(epochs) < 30 and best == len(epochs) - 2  # stopped one epoch after the best
+    assert f"Restored the weights of epoch {best} " in out
+    from tinygrad_nn import datasets
+
+    assert Network.load(model).evaluate(datasets.load_digits().validation) == int(
+        epochs[best][1])
+
+
+def test_lmbda_on_the_fit_path_is_weight_decay_over_n(capsys, monkeypatch):
+    from tinygrad_nn import optim
+
+    made = []
+    original = optim.SGD.__init__
+
+    def spy(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        original(self, params, lr, momentum, nesterov, weight_decay)
+        made.append(self)
+
+    monkeypatch.setattr(optim.SGD, "__init__", spy)
+    assert cli.main(["train", "--epochs", "1", "--optimizer", "momentum", "--lmbda", "11.97",
+                     "--quiet"]) == 0
+    opt, = made
+    assert [g["weight_decay"] for g in opt.param_groups] == [pytest.approx(0.01), 0.0]

@@ -1,7 +1,9 @@
 """Tests for tinygrad_nn.network: the tutorial's session, data forms, determinism, save/load."""
 
+import copy
 import math
 import os
+import pickle
 import time
 
 import numpy as np
@@ -39,10 +41,10 @@ def test_tutorial_session_on_the_digits_reaches_85_percent(capsys):
     assert len(lines) == 30 and lines[0].startswith("Epoch 0: ") and lines[-1].endswith("/ 300")
     correct = net.evaluate(test_data)
     assert correct / len(test_data) >= 0.85
-    assert history[-1].test_correct == correct and history[-1].test_total == 300
+    assert history.epochs[-1].test_correct == correct and history.epochs[-1].test_total == 300
     assert lines[-1] == f"Epoch 29: {correct} / 300"
     # Learning happened: the cost fell from the first epoch to the last.
-    assert history[-1].training_cost < history[0].training_cost
+    assert history.epochs[-1].training_cost < history.epochs[0].training_cost
 
 
 def test_nielsens_attributes():
@@ -134,8 +136,135 @@ def test_activation_applies_to_hidden_layers_and_the_output_stays_sigmoid():
 def test_cross_entropy_network_learns_the_digits():
     net = Network([64, 30, 10], cost="cross-entropy", seed=0, init="scaled")
     history = net.SGD(DIGITS.train, 5, 10, 0.5, test_data=DIGITS.validation, verbose=False)
-    assert history[-1].training_cost < history[0].training_cost
-    assert history[-1].test_accuracy > 0.8
+    assert history.epochs[-1].training_cost < history.epochs[0].training_cost
+    assert history.epochs[-1].test_accuracy > 0.8
+
+
+# --- the sequel's keywords: L2 regularisation, monitoring, early stopping ---
+
+
+def test_update_mini_batch_with_lmbda_is_the_sequels_rule():
+    # w ← (1 - ηλ/n) w - (η/m) Σ ∇C: the tutorial's step from the reference, minus (ηλ/n) w.
+    X, Y, _ = small_data(n=7)
+    net = Network([4, 5, 3], seed=1)
+    w_old = [w.copy() for w in net.weights]
+    w_ref, b_ref = backprop.update_mini_batch(net.weights, net.biases, X, Y, 0.7)
+    net.update_mini_batch((X, Y), 0.7, lmbda=5.0, n=70)
+    for ours, ref, old in zip(net.weights, w_ref, w_old):
+        np.testing.assert_allclose(ours, ref - 0.7 * 5.0 / 70 * old, rtol=1e-12, atol=1e-14)
+    for ours, ref in zip(net.biases, b_ref):  # biases are not decayed
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_sgd_with_lmbda_uses_the_whole_training_set_size():
+    X, Y, _ = small_data(n=12)
+    a, b = Network([4, 6, 3], seed=2), Network([4, 6, 3], seed=2)
+    a.SGD((X, Y), 1, 12, 3.0, lmbda=2.0, verbose=False)  # one mini-batch of all n = 12
+    b.update_mini_batch((X, Y), 3.0, lmbda=2.0, n=12)
+    for x, y in zip(a.weights + a.biases, b.weights + b.biases):  # shuffled: sums reordered
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="pass n, the size of the whole training set"):
+        b.update_mini_batch((X, Y), 3.0, lmbda=2.0)
+
+
+def test_zero_lmbda_changes_nothing():
+    a, b = Network([64, 30, 10], seed=3), Network([64, 30, 10], seed=3)
+    a.SGD(DIGITS.train, 1, 10, 3.0, verbose=False)
+    b.SGD(DIGITS.train, 1, 10, 3.0, lmbda=0.0, verbose=False)
+    assert same_weights(a, b)
+
+
+def test_regularised_cost_adds_the_l2_term():
+    X, Y, _ = small_data(n=20)
+    net = Network([4, 5, 3], seed=0)
+    squares = sum(float((w ** 2).sum()) for w in net.weights)
+    assert net.total_cost((X, Y), lmbda=3.0) == pytest.approx(
+        net.total_cost((X, Y)) + 0.5 * 3.0 / 20 * squares, rel=1e-14)
+
+
+def test_the_sequels_four_lists_unpack_and_match_the_measurements(capsys):
+    train, validation, _ = DIGITS
+    net = Network([64, 30, 10], cost="cross-entropy", init="scaled", seed=0)
+    evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = net.SGD(
+        train, 3, 10, 0.5, lmbda=5.0, evaluation_data=validation,
+        monitor_evaluation_cost=True, monitor_evaluation_accuracy=True,
+        monitor_training_cost=True, monitor_training_accuracy=True)
+    assert len(evaluation_cost) == len(evaluation_accuracy) == len(training_cost) == 3
+    assert len(training_accuracy) == 3
+    # After the last epoch: the sequel's total_cost (with its L2 term) and accuracy counts.
+    assert evaluation_cost[-1] == pytest.approx(net.total_cost(validation, lmbda=5.0), rel=1e-12)
+    assert training_cost[-1] == pytest.approx(net.total_cost(train, lmbda=5.0), rel=1e-12)
+    assert evaluation_accuracy[-1] == net.evaluate(validation)
+    assert training_accuracy[-1] == net.evaluate(train)
+    assert all(isinstance(c, int) for c in evaluation_accuracy + training_accuracy)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:5] == [
+        "Epoch 0 training complete",
+        f"Cost on training data: {training_cost[0]}",
+        f"Accuracy on training data: {training_accuracy[0]} / {len(train)}",
+        f"Cost on evaluation data: {evaluation_cost[0]}",
+        f"Accuracy on evaluation data: {evaluation_accuracy[0]} / 300"]
+    assert len(lines) == 15
+
+
+def test_history_is_the_four_lists_plus_the_epoch_record():
+    X, Y, labels = small_data()
+    history = Network([4, 5, 3], seed=0).SGD((X, Y), 2, 10, 1.0, test_data=(X, labels),
+                                             evaluation_data=(X, labels),
+                                             monitor_evaluation_accuracy=True, verbose=False)
+    assert isinstance(history, tuple) and len(history) == 4
+    assert history.evaluation_cost == [] and history.training_cost == []
+    assert history.training_accuracy == []
+    assert history.evaluation_accuracy == [s.evaluation_correct for s in history.epochs]
+    assert [s.test_correct for s in history.epochs] == history.evaluation_accuracy
+    assert history.epochs[0].evaluation_total == 40
+    assert "2 epochs" in repr(history)
+    for copied in (copy.deepcopy(history), pickle.loads(pickle.dumps(history))):
+        assert copied == history and copied.epochs == history.epochs
+
+
+def test_unmonitored_lists_stay_empty_and_the_tutorials_lines_are_kept(capsys):
+    X, Y, labels = small_data()
+    history = Network([4, 5, 3], seed=0).SGD((X, Y), 2, 10, 1.0, test_data=(X, labels))
+    assert tuple(history) == ([], [], [], [])
+    assert capsys.readouterr().out.splitlines() == [
+        f"Epoch {s.epoch}: {s.test_correct} / 40" for s in history.epochs]
+
+
+def test_early_stopping_after_n_epochs_without_a_better_accuracy(capsys):
+    X, Y, labels = small_data()
+    net = Network([4, 5, 3], seed=0)
+    # A learning rate so small that the accuracy cannot change: the best is epoch 0's, and
+    # the sequel stops when early_stopping_n epochs in a row have not beaten it.
+    history = net.SGD((X, Y), 30, 10, 1e-12, evaluation_data=(X, labels), early_stopping_n=3)
+    assert len(history.epochs) == 4
+    assert history.evaluation_accuracy == []  # not monitored, but measured for the stopping
+    assert capsys.readouterr().out.splitlines() == [
+        f"Epoch {k} training complete" for k in range(4)]
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"lmbda": -1.0}, ValueError, "lmbda must be a finite number >= 0"),
+    ({"lmbda": math.nan}, ValueError, "lmbda"),
+    ({"monitor_evaluation_cost": True}, ValueError, "monitor_evaluation_cost need"),
+    ({"monitor_evaluation_accuracy": True}, ValueError, "evaluation_data"),
+    ({"early_stopping_n": 2}, ValueError, "early_stopping_n need evaluation_data"),
+    ({"early_stopping_n": -1}, ValueError, "early_stopping_n must be an integer >= 0"),
+    ({"monitor_training_cost": "yes"}, ValueError, "must be True or False"),
+])
+def test_sequel_keywords_are_checked_before_training(kwargs, error, match):
+    X, Y, _ = small_data()
+    net = Network([4, 3, 3], seed=0)
+    before = net.weights[0].copy()
+    with pytest.raises(error, match=match):
+        net.SGD((X, Y), 1, 10, 1.0, **kwargs)
+    np.testing.assert_array_equal(net.weights[0], before)
+
+
+def test_a_number_in_test_datas_place_points_to_lmbda():
+    X, Y, _ = small_data()
+    with pytest.raises(TypeError, match=r"lmbda is keyword-only here.*lmbda=5.0"):
+        Network([4, 3, 3]).SGD((X, Y), 1, 10, 0.5, 5.0)
 
 
 # --- data forms ---
@@ -156,7 +285,7 @@ def test_book_format_array_format_and_dataset_give_identical_training():
                                          verbose=False)
     for name in forms:
         assert same_weights(nets[name], nets["arrays"]), name
-        assert histories[name] == histories["arrays"], name
+        assert histories[name].epochs == histories["arrays"].epochs, name
 
 
 def test_as_arrays_normalises_every_form():
@@ -211,20 +340,20 @@ def test_history_and_printed_lines(capsys):
     net = Network([4, 5, 3], seed=0)
     history = net.SGD((X, Y), 3, 7, 2.0, test_data=(X, labels))
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"Epoch {s.epoch}: {s.test_correct} / 40" for s in history]
-    assert [s.epoch for s in history] == [0, 1, 2]
-    assert all(isinstance(s, EpochStats) for s in history)
+    assert out == [f"Epoch {s.epoch}: {s.test_correct} / 40" for s in history.epochs]
+    assert [s.epoch for s in history.epochs] == [0, 1, 2]
+    assert all(isinstance(s, EpochStats) for s in history.epochs)
     # The recorded cost is eq. 2.1 over the training data after the epoch.
-    assert history[-1].training_cost == pytest.approx(net.total_cost((X, Y)), rel=1e-14)
-    assert history[-1].test_correct == net.evaluate((X, labels))
-    assert history[-1].test_accuracy == history[-1].test_correct / 40
+    assert history.epochs[-1].training_cost == pytest.approx(net.total_cost((X, Y)), rel=1e-14)
+    assert history.epochs[-1].test_correct == net.evaluate((X, labels))
+    assert history.epochs[-1].test_accuracy == history.epochs[-1].test_correct / 40
 
 
 def test_without_test_data_each_epoch_is_complete(capsys):
     X, Y, _ = small_data()
     history = Network([4, 5, 3], seed=0).SGD((X, Y), 2, 10, 1.0)
     assert capsys.readouterr().out.splitlines() == ["Epoch 0 complete", "Epoch 1 complete"]
-    assert history[0].test_correct is None and history[0].test_accuracy is None
+    assert history.epochs[0].test_correct is None and history.epochs[0].test_accuracy is None
 
 
 def test_verbose_false_prints_nothing(capsys):
@@ -249,7 +378,7 @@ def test_zero_epochs_changes_nothing():
     X, Y, _ = small_data()
     net = Network([4, 5, 3], seed=0)
     before = [w.copy() for w in net.weights]
-    assert net.SGD((X, Y), 0, 10, 1.0) == []
+    assert net.SGD((X, Y), 0, 10, 1.0).epochs == []
     assert all(np.array_equal(w, v) for w, v in zip(net.weights, before))
 
 
@@ -263,7 +392,7 @@ def test_zero_epochs_changes_nothing():
     ({"sizes": "784,30,10"}, "list of layer widths"),
     ({"sizes": [4, 3], "cost": "hinge"}, "cost must be one of"),
     ({"sizes": [4, 3], "activation": "softmax"}, "activation must be one of"),
-    ({"sizes": [4, 3], "init": "he"}, "init must be one of"),
+    ({"sizes": [4, 3], "init": "uniform"}, "init must be one of"),
 ])
 def test_network_rejects_bad_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -479,6 +608,6 @@ def test_fashion_mnist_one_epoch_of_784_30_10():
     start = time.perf_counter()
     history = net.SGD(training_data, 1, 10, 3.0, test_data=test_data, verbose=False)
     seconds = time.perf_counter() - start
-    assert len(training_data) == 50_000 and history[0].test_total == 10_000
+    assert len(training_data) == 50_000 and history.epochs[0].test_total == 10_000
     # Ten classes: chance is 10%; one epoch of the tutorial's network does far better.
-    assert history[0].test_accuracy > 0.5, (history, seconds)
+    assert history.epochs[0].test_accuracy > 0.5, (history, seconds)

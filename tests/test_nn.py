@@ -62,7 +62,7 @@ def test_rng_makes_initialisation_reproducible():
 
 
 @pytest.mark.parametrize("args, kwargs", [
-    ((0, 3), {}), ((3, 0), {}), ((2.5, 3), {}), ((True, 3), {}), ((3, 3), {"init": "xavier"}),
+    ((0, 3), {}), ((3, 0), {}), ((2.5, 3), {}), ((True, 3), {}), ((3, 3), {"init": "uniform"}),
 ])
 def test_linear_rejects_bad_arguments(args, kwargs):
     with pytest.raises(ValueError, match="Linear"):

@@ -5,6 +5,11 @@
 quadratic cost. Each epoch prints ``Epoch k: correct / total`` on the validation split; the
 test split is used once, at the end. ``--data-dir`` trains on an MNIST-format folder instead.
 
+With only the tutorial's options (and the sequel's ``--lmbda``) training is `Network.SGD`.
+``--optimizer momentum|adam``, ``--lr-schedule``, ``--weight-decay``, ``--dropout`` or
+``--patience`` train the same layers with `training.fit` and the optimizers of `optim`
+instead; the saved file and ``evaluate`` are the same either way.
+
 Mistakes in the options or the data end in one line, ``tinygrad-nn: error: ...``, and exit
 status 2, never a traceback. tqdm (the progress bar) and matplotlib (``--plot``) are optional
 and imported only here, only when used.
@@ -21,12 +26,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import datasets
+from . import datasets, nn, optim, training
 from .costs import COSTS
-from .network import ACTIVATIONS, EpochStats, Network
+from .network import ACTIVATIONS, Network
 from .nn import INITS
 
 PROG = "tinygrad-nn"
+OPTIMIZERS = {"sgd": 3.0, "momentum": 0.3, "adam": 1e-3}  # name -> default learning rate
+SCHEDULES = ("none", "step", "exponential", "cosine")
 
 
 class UsageError(Exception):
@@ -69,6 +76,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _at_least_0(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def _sizes(text: str) -> list[int]:
     parts = text.split(",")
     try:
@@ -83,6 +110,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``tinygrad-nn``: the ``train`` and ``evaluate`` commands and their options."""
     parser = _Parser(prog=PROG, description="Train and evaluate the tutorial's digit "
                                              "classifier with tinygrad_nn.")
     sub = parser.add_subparsers(dest="command", metavar="{train,evaluate}", parser_class=_Parser)
@@ -101,12 +129,34 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_count, default=30, help="default: 30")
     train.add_argument("--batch-size", type=_positive_int, default=10,
                        help="mini-batch size m (default: 10)")
-    train.add_argument("--eta", type=_positive_float, default=3.0,
-                       help="learning rate (default: 3.0)")
-    train.add_argument("--cost", choices=list(COSTS), default="quadratic")
+    train.add_argument("--eta", type=_positive_float,
+                       help="learning rate (default: 3.0 for sgd, the tutorial's; 0.3 for "
+                            "momentum; 0.001 for adam)")
+    train.add_argument("--cost", choices=list(COSTS), default="quadratic",
+                       help="cost of the sigmoid outputs (default: quadratic, eq. 2.1)")
     train.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid",
                        help="hidden layers' neuron; the output layer is sigmoid")
-    train.add_argument("--init", choices=list(INITS), default="standard")
+    train.add_argument("--init", choices=list(INITS), default="standard",
+                       help="weight initialisation (default: standard, N(0, 1); he suits relu)")
+    train.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
+                       help="sgd (default), momentum (SGD with momentum 0.9) or adam")
+    train.add_argument("--lr-schedule", choices=list(SCHEDULES), default="none",
+                       help="per-epoch learning rate: step (x0.1 every epochs/3 epochs), "
+                            "exponential (x0.9 per epoch), cosine (to 0 over the epochs); "
+                            "default: none")
+    decay = train.add_mutually_exclusive_group()
+    decay.add_argument("--lmbda", type=_at_least_0, default=0.0, metavar="LAMBDA",
+                       help="the sequel's L2 regularisation: w <- (1 - eta*lambda/n) w - ... "
+                            "(biases not decayed; default: 0)")
+    decay.add_argument("--weight-decay", type=_at_least_0, metavar="WD",
+                       help="the optimizer's weight decay (L2, lambda/n in the sequel's "
+                            "terms; biases not decayed)")
+    train.add_argument("--dropout", type=_probability, default=0.0, metavar="P",
+                       help="drop each hidden neuron with probability P while training "
+                            "(default: 0)")
+    train.add_argument("--patience", type=_positive_int, metavar="N",
+                       help="stop after N epochs without a better validation accuracy and "
+                            "keep the best weights")
     train.add_argument("--seed", type=_count, default=0, help="default: 0 (reproducible)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained network here")
     train.add_argument("--plot", metavar="CURVE.png",
@@ -128,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_data(data_dir: str | None) -> datasets.Splits:
     if data_dir is None:
         return datasets.load_digits()
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise UsageError(f"--data-dir {data_dir}: not a directory")
     if not os.path.isdir(data_dir):
         raise UsageError(f"--data-dir {data_dir}: no such directory")
     return datasets.load_mnist(data_dir)
@@ -156,17 +208,17 @@ def _progress_bar(args: argparse.Namespace) -> Any:
     return bar
 
 
-def _plot(path: str, history: list[EpochStats]) -> None:
+def _plot(path: str, costs: list[float], accuracies: list[float | None]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [s.epoch for s in history]
+    epochs = list(range(len(costs)))
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6, 6))
-    top.plot(epochs, [s.training_cost for s in history], marker="o")
+    top.plot(epochs, costs, marker="o")
     top.set_ylabel("training cost")
-    bottom.plot(epochs, [100 * (s.test_accuracy or 0) for s in history], marker="o")
+    bottom.plot(epochs, [100 * (a or 0) for a in accuracies], marker="o")
     bottom.set_ylabel("validation accuracy (%)")
     bottom.set_xlabel("epoch")
     bottom.xaxis.get_major_locator().set_params(integer=True)
@@ -200,16 +252,26 @@ def _train(args: argparse.Namespace) -> int:
                          f"{datasets.NUM_CLASSES}")
     net = Network(sizes, cost=args.cost, seed=args.seed, activation=args.activation,
                   init=args.init)
+    eta = OPTIMIZERS[args.optimizer] if args.eta is None else args.eta
+    tutorial = (args.optimizer == "sgd" and args.lr_schedule == "none"
+                and args.weight_decay is None and args.dropout == 0 and args.patience is None)
     if not args.quiet:
         source = args.data_dir or "the embedded 8x8 digits"
         print(f"Training {sizes} on {source}: {len(training_data)} training, "
               f"{len(validation_data)} validation, {len(test_data)} test examples; "
-              f"{args.epochs} epochs, mini-batch {args.batch_size}, eta {args.eta}, "
-              f"{args.cost} cost", flush=True)
+              f"{args.epochs} epochs, mini-batch {args.batch_size}, eta {eta}, "
+              f"{args.cost} cost{'' if tutorial else _extras(args)}", flush=True)
     start = time.perf_counter()
-    history = net.SGD(training_data, args.epochs, args.batch_size, args.eta,
-                      test_data=validation_data, verbose=not args.quiet,
-                      progress=_progress_bar(args))
+    if tutorial:
+        # The tutorial's (and with --lmbda the sequel's) loop, exactly as before these options.
+        history = net.SGD(training_data, args.epochs, args.batch_size, eta,
+                          test_data=validation_data, lmbda=args.lmbda, verbose=not args.quiet,
+                          progress=_progress_bar(args))
+        costs = [s.training_cost for s in history.epochs]
+        accuracies = [s.test_accuracy for s in history.epochs]
+    else:
+        fitted = _fit(args, net, eta, training_data, validation_data)
+        costs, accuracies = fitted.train_cost, fitted.val_accuracy
     seconds = time.perf_counter() - start
     if not args.quiet:
         print(f"Trained in {seconds:.1f} s")
@@ -219,13 +281,65 @@ def _train(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"Saved the network to {args.save}")
     if args.plot is not None:
-        _plot(args.plot, history)
+        _plot(args.plot, costs, accuracies)
         if not args.quiet:
             print(f"Plotted the learning curves to {args.plot}")
     return 0
 
 
+def _extras(args: argparse.Namespace) -> str:
+    """The header's account of the options beyond the tutorial's."""
+    parts = [f"optimizer {args.optimizer}", f"lr schedule {args.lr_schedule}"]
+    if args.weight_decay is not None:
+        parts.append(f"weight decay {args.weight_decay}")
+    if args.lmbda:
+        parts.append(f"lmbda {args.lmbda}")
+    if args.dropout:
+        parts.append(f"dropout {args.dropout}")
+    if args.patience is not None:
+        parts.append(f"patience {args.patience}")
+    return ", " + ", ".join(parts)
+
+
+def _fit(args: argparse.Namespace, net: Network, eta: float, training_data: datasets.Dataset,
+         validation_data: datasets.Dataset) -> training.FitHistory:
+    """Train the network's own layers with `training.fit`: same model, other optimizers.
+
+    The model is the network's Linear layers (the same tensors, so `net` ends up trained and
+    `net.save` writes it) with its activation, a Dropout after each hidden layer if asked,
+    and the sigmoid output; the cost is the network's, on one-hot targets.
+    """
+    activation = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}[args.activation]
+    layers: list[nn.Module] = []
+    for layer in net.layers[:-1]:
+        layers += [layer, activation()]
+        if args.dropout:
+            layers.append(nn.Dropout(args.dropout, net.rng))
+    model = nn.Sequential(*layers, net.layers[-1], nn.Sigmoid())
+    # --lmbda is the sequel's λ; the optimizers' weight decay is λ/n (identical for SGD).
+    decay = args.weight_decay if args.weight_decay is not None else args.lmbda / len(
+        training_data)
+    params = optim.decay_groups(net.parameters(), decay) if decay else net.parameters()
+    if args.optimizer == "adam":
+        opt: optim.Optimizer = optim.Adam(params, lr=eta)
+    else:
+        opt = optim.SGD(params, lr=eta, momentum=0.9 if args.optimizer == "momentum" else 0.0)
+    epochs = args.epochs
+    schedule = {"none": lambda: None,
+                "step": lambda: optim.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1),
+                "exponential": lambda: optim.ExponentialLR(opt, gamma=0.9),
+                "cosine": lambda: optim.CosineAnnealingLR(opt, T_max=max(1, epochs)),
+                }[args.lr_schedule]()
+    train = (training_data.X, training_data.one_hot())
+    validation = (validation_data.X, validation_data.one_hot())
+    return training.fit(model, COSTS[args.cost], opt, train, epochs, args.batch_size,
+                        validation, schedule=schedule, patience=args.patience, seed=net.rng,
+                        progress=_progress_bar(args), verbose=not args.quiet)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    if os.path.isdir(args.model):
+        raise UsageError(f"{args.model}: is a directory, not a model file")
     if not os.path.isfile(args.model):
         raise UsageError(f"{args.model}: no such file")
     net = Network.load(args.model)
@@ -238,11 +352,40 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _negative_values_attached(argv: list[str]) -> list[str]:
+    """``--eta -inf`` as ``--eta=-inf``: argparse takes "-inf" (or "-1e-3") for an option.
+
+    Only a value that parses as a number is attached, so the option's own check then reports
+    it in the learner's words (``--eta: expected a finite number > 0, got '-inf'``).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if (token.startswith("--") and "=" not in token and i + 1 < len(argv)
+                and argv[i + 1].startswith("-") and _is_number(argv[i + 1])):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(token)
+            i += 1
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default: sys.argv[1:]); return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_negative_values_attached(sys.argv[1:] if argv is None
+                                                          else list(argv)))
         if args.command is None:
             raise UsageError("choose a command: train or evaluate "
                              f"(see {PROG} --help)")

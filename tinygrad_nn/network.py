@@ -6,6 +6,15 @@
 >>> history = net.SGD(training_data, 1, 10, 3.0, test_data=test_data)  # doctest: +ELLIPSIS
 Epoch 0: ... / 300
 
+The sequel's keywords work too, and so does its way of unpacking what SGD returns:
+
+>>> net = Network([64, 30, 10], cost="cross-entropy", init="scaled", seed=0)
+>>> evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = net.SGD(
+...     training_data, 2, 10, 0.5, lmbda=5.0, evaluation_data=validation_data,
+...     monitor_evaluation_accuracy=True, verbose=False)
+>>> len(evaluation_accuracy), evaluation_cost
+(2, [])
+
 What differs from the book: examples are rows, so a mini-batch is one (m, n) matrix pushed
 forward and backward at once (never a Python loop over examples); the gradient comes from the
 autograd (`cost.backward()`), not from hand-written BP1-BP4; the network is seeded, so the same
@@ -15,6 +24,7 @@ seed and data give bit-identical weights; and the data is checked before trainin
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import tempfile
@@ -32,7 +42,7 @@ from .datasets import Dataset
 from .nn import INITS, Linear, Module
 from .tensor import Tensor, no_grad
 
-__all__ = ["ACTIVATIONS", "EpochStats", "Network", "as_arrays", "load"]
+__all__ = ["ACTIVATIONS", "EpochStats", "History", "Network", "as_arrays", "load"]
 
 # Hidden layers use the chosen activation; the output layer is always sigmoid, so outputs lie
 # in (0, 1) like the one-hot targets, and the cross-entropy cost is defined.
@@ -43,21 +53,86 @@ ACTIVATIONS = {"sigmoid": ops.sigmoid, "tanh": ops.tanh, "relu": ops.relu}
 class EpochStats:
     """What one epoch of `Network.SGD` achieved.
 
-    `training_cost` is the cost (eq. 2.1, or cross-entropy) over the whole training data at
-    the end of the epoch; `test_correct` of `test_total` test examples were classified
-    correctly (both None without test data).
+    `training_cost` is the cost (eq. 2.1, or cross-entropy, plus the sequel's L2 term
+    (λ/2n) Σ w² when lmbda > 0) over the whole training data at the end of the epoch;
+    `test_correct` of `test_total` test examples were classified correctly (both None without
+    test data). The sequel's monitored values are kept here too when asked for:
+    `evaluation_cost`, `evaluation_correct` of `evaluation_total`, `training_correct` of
+    `training_total` (None when not monitored).
     """
 
     epoch: int
     training_cost: float
     test_correct: int | None = None
     test_total: int | None = None
+    evaluation_cost: float | None = None
+    evaluation_correct: int | None = None
+    evaluation_total: int | None = None
+    training_correct: int | None = None
+    training_total: int | None = None
 
     @property
     def test_accuracy(self) -> float | None:
+        """test_correct / test_total, or None without test data."""
         if self.test_correct is None or not self.test_total:
             return None
         return self.test_correct / self.test_total
+
+
+class History(tuple):
+    """What `Network.SGD` returns: the sequel's four lists, plus one `EpochStats` per epoch.
+
+    As a tuple it is ``(evaluation_cost, evaluation_accuracy, training_cost,
+    training_accuracy)``, exactly what the sequel's ``network2.SGD`` returns, so
+
+        evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = net.SGD(...)
+
+    works. Each list holds one value per epoch if the matching ``monitor_...`` flag was set
+    and is empty otherwise; costs are floats, accuracies counts of correct examples (ints).
+    The four are also attributes of the same names.
+
+    `epochs` is the full per-epoch record, a list of `EpochStats` (always filled, whatever
+    was monitored): ``history.epochs[-1].test_accuracy``. Tuple equality compares the four
+    lists only; compare `epochs` for the whole record.
+    """
+
+    epochs: list[EpochStats]
+
+    def __new__(cls, epochs: Iterable[EpochStats] = (), evaluation_cost: Iterable[float] = (),
+                evaluation_accuracy: Iterable[int] = (), training_cost: Iterable[float] = (),
+                training_accuracy: Iterable[int] = ()) -> History:
+        self = super().__new__(cls, (list(evaluation_cost), list(evaluation_accuracy),
+                                     list(training_cost), list(training_accuracy)))
+        self.epochs = list(epochs)
+        return self
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # so copy and pickle rebuild all five lists
+        return (self.epochs, *self)
+
+    @property
+    def evaluation_cost(self) -> list[float]:
+        """The cost on evaluation_data per epoch (with monitor_evaluation_cost)."""
+        return self[0]
+
+    @property
+    def evaluation_accuracy(self) -> list[int]:
+        """Correct evaluation examples per epoch (with monitor_evaluation_accuracy)."""
+        return self[1]
+
+    @property
+    def training_cost(self) -> list[float]:
+        """The cost on the training data per epoch (with monitor_training_cost)."""
+        return self[2]
+
+    @property
+    def training_accuracy(self) -> list[int]:
+        """Correct training examples per epoch (with monitor_training_accuracy)."""
+        return self[3]
+
+    def __repr__(self) -> str:
+        return (f"History({len(self.epochs)} epochs: evaluation_cost={self[0]}, "
+                f"evaluation_accuracy={self[1]}, training_cost={self[2]}, "
+                f"training_accuracy={self[3]})")
 
 
 # --- data: every accepted form becomes (X, T) arrays, here and only here ---------------------
@@ -174,6 +249,33 @@ def _check_count(value: Any, name: str, least: int) -> int:
     return int(value)
 
 
+def _check_lmbda(lmbda: Any) -> float:
+    if isinstance(lmbda, bool) or not isinstance(lmbda, Real) or not (
+            math.isfinite(lmbda) and lmbda >= 0):
+        raise ValueError(f"SGD: the regularisation parameter lmbda must be a finite number "
+                         f">= 0, got {lmbda!r}")
+    return float(lmbda)
+
+
+def _print_epoch(stats: EpochStats, sequel: bool, monitors: dict[str, bool]) -> None:
+    """The tutorial's epoch line, then the sequel's monitoring lines, in the sequel's order."""
+    if stats.test_total is not None:
+        print(f"Epoch {stats.epoch}: {stats.test_correct} / {stats.test_total}", flush=True)
+    elif sequel:
+        print(f"Epoch {stats.epoch} training complete", flush=True)
+    else:
+        print(f"Epoch {stats.epoch} complete", flush=True)
+    if monitors["monitor_training_cost"]:
+        print(f"Cost on training data: {stats.training_cost}")
+    if monitors["monitor_training_accuracy"]:
+        print(f"Accuracy on training data: {stats.training_correct} / {stats.training_total}")
+    if monitors["monitor_evaluation_cost"]:
+        print(f"Cost on evaluation data: {stats.evaluation_cost}")
+    if monitors["monitor_evaluation_accuracy"]:
+        print(f"Accuracy on evaluation data: {stats.evaluation_correct} / "
+              f"{stats.evaluation_total}", flush=True)
+
+
 # --- the network ------------------------------------------------------------------------------
 
 
@@ -284,10 +386,15 @@ class Network(Module):
         X, T = as_arrays(test_data, self.sizes[0], self.sizes[-1], "test_data")
         return self._correct(X, T)
 
-    def total_cost(self, data: Any) -> float:
-        """The network's cost over `data` (eq. 2.1, or cross-entropy), with labels one-hot."""
+    def total_cost(self, data: Any, lmbda: float = 0.0) -> float:
+        """The network's cost over `data` (eq. 2.1, or cross-entropy), with labels one-hot.
+
+        With ``lmbda`` > 0 it adds the sequel's L2 term (λ/2n) Σ_w w² over every weight (not
+        the biases), with n the number of examples in `data`, as the sequel's
+        ``network2.total_cost`` computes it.
+        """
         X, T = as_arrays(data, self.sizes[0], self.sizes[-1], "data")
-        return self._total_cost(X, self._targets(T))
+        return self._total_cost(X, self._targets(T), _check_lmbda(lmbda))
 
     def _correct(self, X: np.ndarray, T: np.ndarray) -> int:
         labels = T if T.ndim == 1 else np.argmax(T, axis=1)
@@ -295,9 +402,13 @@ class Network(Module):
             guesses = np.argmax(self.forward(X).data, axis=1)
         return int(np.count_nonzero(guesses == labels))
 
-    def _total_cost(self, X: np.ndarray, Y: np.ndarray) -> float:
+    def _total_cost(self, X: np.ndarray, Y: np.ndarray, lmbda: float = 0.0) -> float:
         with no_grad():
-            return float(self._cost_fn(self.forward(X), Y).item())
+            cost = float(self._cost_fn(self.forward(X), Y).item())
+        if lmbda:
+            squares = sum(float(np.vdot(w, w)) for w in self.weights)
+            cost += 0.5 * (lmbda / len(X)) * squares
+        return cost
 
     def _targets(self, T: np.ndarray) -> np.ndarray:
         if T.ndim == 2:
@@ -306,40 +417,86 @@ class Network(Module):
 
     # --- learning ---
 
-    def update_mini_batch(self, mini_batch: Any, eta: float) -> float:
+    def update_mini_batch(self, mini_batch: Any, eta: float, lmbda: float = 0.0,
+                          n: int | None = None) -> float:
         """One step of eqs. 2.5/2.6 on one mini-batch (any form `as_arrays` accepts).
 
-        Returns the mini-batch's cost before the step.
+        With ``lmbda`` > 0 the weights also decay as in the sequel,
+        w ← (1 - ηλ/n) w - (η/m) Σ_j ∂C_{X_j}/∂w, where `n` (then required) is the size of
+        the whole training set; biases are not decayed. Returns the mini-batch's cost before
+        the step (without the L2 term).
         """
+        if isinstance(eta, bool) or not isinstance(eta, Real) or not (
+                math.isfinite(eta) and eta > 0):
+            raise ValueError(f"update_mini_batch: the learning rate eta must be a finite "
+                             f"number > 0, got {eta!r}")
         X, T = as_arrays(mini_batch, self.sizes[0], self.sizes[-1], "mini_batch")
-        return self._step(X, self._targets(T), optim.SGD(self.parameters(), eta)).item()
+        lmbda = _check_lmbda(lmbda)
+        shrink = 1.0
+        if lmbda:
+            if n is None:
+                raise ValueError("update_mini_batch: with lmbda > 0, pass n, the size of the "
+                                 "whole training set (the sequel's 1 - eta*lmbda/n)")
+            shrink = 1.0 - eta * lmbda / _check_count(n, "n", 1)
+        opt = optim.SGD(self.parameters(), eta)
+        return self._step(X, self._targets(T), opt, shrink).item()
 
-    def _step(self, X: np.ndarray, Y: np.ndarray, opt: optim.SGD) -> Tensor:
+    def _step(self, X: np.ndarray, Y: np.ndarray, opt: optim.SGD, shrink: float = 1.0) -> Tensor:
         # The hot loop: forward (one linear + activation per layer), cost, backward, update.
         cost = self._cost_fn(self.forward(X), Y)
         opt.zero_grad()
         cost.backward()
+        if shrink != 1.0:
+            # The sequel's weight decay, w ← (1 - ηλ/n) w: one in-place multiply per weight
+            # matrix. The gradient was computed from the old w, so the order does not matter.
+            for layer in self.layers:
+                layer.weight.data *= shrink
         opt.step()
         return cost
 
     def SGD(self, training_data: Any, epochs: int, mini_batch_size: int, eta: float,
-            test_data: Any = None, *, verbose: bool = True,
-            progress: Callable[..., Iterable[int]] | None = None) -> list[EpochStats]:
+            test_data: Any = None, *, lmbda: float = 0.0, evaluation_data: Any = None,
+            monitor_evaluation_cost: bool = False, monitor_evaluation_accuracy: bool = False,
+            monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
+            early_stopping_n: int = 0, verbose: bool = True,
+            progress: Callable[..., Iterable[int]] | None = None) -> History:
         """Train by mini-batch stochastic gradient descent (sec. 2.2, eqs. 2.4-2.6).
 
         Each epoch shuffles the training data with the network's seeded generator, splits it
         into mini-batches of `mini_batch_size` (the last may be smaller), and for each one
         computes the mean cost of the whole mini-batch at once, backpropagates it and steps
         every weight and bias by -eta times its gradient. After each epoch it prints
-        ``Epoch k: correct / total`` on `test_data` (or ``Epoch k complete``) unless
-        `verbose` is False.
+        ``Epoch k: correct / total`` on `test_data` (the tutorial's line) unless `verbose` is
+        False.
+
+        The sequel's keywords (Nielsen's ``network2.SGD``; keyword-only here, because the
+        tutorial's `test_data` holds the fifth place):
+
+        - ``lmbda``: L2 regularisation, w ← (1 - ηλ/n) w - (η/m) Σ_j ∂C_{X_j}/∂w with n the
+          size of the whole training set; biases are not decayed.
+        - ``evaluation_data`` and ``monitor_evaluation_cost``/``_accuracy``,
+          ``monitor_training_cost``/``_accuracy``: after each epoch, compute and print
+          (``Cost on training data: ...``, ``Accuracy on evaluation data: c / n``) the cost
+          (including the L2 term (λ/2n) Σ w², n the size of the data measured, as the
+          sequel's ``total_cost``) and the number classified correctly.
+        - ``early_stopping_n``: stop when the accuracy on `evaluation_data` has not beaten
+          its best for that many epochs in a row (0: never). As in the sequel, the network
+          keeps its last weights (`training.fit` with ``patience`` restores the best ones).
+
+        With any of them the epoch line reads ``Epoch k training complete`` (the sequel's)
+        when there is no `test_data`; with none of them and no test data, ``Epoch k
+        complete`` (the tutorial's).
 
         `progress`, if given, wraps each epoch's iterable of mini-batch start indices and is
         called as ``progress(iterable, total=number_of_mini_batches, desc="Epoch k")``;
-        `tqdm.tqdm` fits. Returns one `EpochStats` per epoch.
+        `tqdm.tqdm` fits.
+
+        Returns a `History`: the sequel's four lists (evaluation_cost, evaluation_accuracy,
+        training_cost, training_accuracy), with `.epochs`, one `EpochStats` per epoch.
 
         Everything is checked before the first step: epochs >= 0, mini_batch_size >= 1,
-        eta > 0, and the data (see `as_arrays`).
+        eta > 0, lmbda >= 0, early_stopping_n >= 0, evaluation data present when it is
+        monitored, and the data (see `as_arrays`).
         """
         epochs = _check_count(epochs, "epochs", 0)
         mini_batch_size = _check_count(mini_batch_size, "mini_batch_size", 1)
@@ -347,13 +504,39 @@ class Network(Module):
                 math.isfinite(eta) and eta > 0):
             raise ValueError(f"SGD: the learning rate eta must be a finite number > 0, "
                              f"got {eta!r}")
+        if isinstance(test_data, Real):
+            raise TypeError(f"SGD: test_data is the number {test_data!r}; the sequel's lmbda "
+                            f"is keyword-only here: net.SGD(..., eta, lmbda={test_data!r})")
+        lmbda = _check_lmbda(lmbda)
+        early_stopping_n = _check_count(early_stopping_n, "early_stopping_n", 0)
+        monitors = {"monitor_evaluation_cost": monitor_evaluation_cost,
+                    "monitor_evaluation_accuracy": monitor_evaluation_accuracy,
+                    "monitor_training_cost": monitor_training_cost,
+                    "monitor_training_accuracy": monitor_training_accuracy}
+        for name, flag in monitors.items():
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ValueError(f"SGD: {name} must be True or False, got {flag!r}")
+        if evaluation_data is None:
+            needs = [name for name in ("monitor_evaluation_cost", "monitor_evaluation_accuracy")
+                     if monitors[name]] + (["early_stopping_n"] if early_stopping_n else [])
+            if needs:
+                raise ValueError(f"SGD: {' and '.join(needs)} need evaluation_data")
         n_in, n_out = self.sizes[0], self.sizes[-1]
         X, T = as_arrays(training_data, n_in, n_out, "training_data")
         Y = self._targets(T)
         test = None if test_data is None else as_arrays(test_data, n_in, n_out, "test_data")
+        evaluation = None
+        if evaluation_data is not None:
+            X_eval, T_eval = as_arrays(evaluation_data, n_in, n_out, "evaluation_data")
+            evaluation = X_eval, T_eval, self._targets(T_eval)
+        sequel = bool(lmbda or evaluation is not None or early_stopping_n
+                      or any(monitors.values()))
         opt = optim.SGD(self.parameters(), eta)
         n = len(X)
-        history = []
+        shrink = 1.0 - eta * lmbda / n  # the sequel's weight decay factor; 1 without lmbda
+        stats_list: list[EpochStats] = []
+        lists: tuple[list, list, list, list] = ([], [], [], [])
+        best_accuracy, no_accuracy_change = 0, 0
         for epoch in range(epochs):
             order = self.rng.permutation(n)
             X_epoch, Y_epoch = X[order], Y[order]  # one copy per epoch; mini-batches are views
@@ -361,19 +544,48 @@ class Network(Module):
             if progress is not None:
                 starts = progress(starts, total=len(starts), desc=f"Epoch {epoch}")
             for k in starts:
-                self._step(X_epoch[k:k + mini_batch_size], Y_epoch[k:k + mini_batch_size], opt)
-            stats = EpochStats(epoch, self._total_cost(X, Y))
-            if test is not None:
-                stats = EpochStats(epoch, stats.training_cost, self._correct(*test),
-                                   len(test[0]))
-            history.append(stats)
+                self._step(X_epoch[k:k + mini_batch_size], Y_epoch[k:k + mini_batch_size], opt,
+                           shrink)
+            stats = self._epoch_stats(epoch, X, Y, lmbda, test, evaluation, monitors,
+                                      need_accuracy=bool(early_stopping_n))
+            stats_list.append(stats)
+            values = (stats.evaluation_cost, stats.evaluation_correct, stats.training_cost,
+                      stats.training_correct)
+            flags = (monitor_evaluation_cost, monitor_evaluation_accuracy,
+                     monitor_training_cost, monitor_training_accuracy)
+            for values_list, value, flag in zip(lists, values, flags):
+                if flag:
+                    values_list.append(value)
             if verbose:
-                if test is None:
-                    print(f"Epoch {epoch} complete", flush=True)
+                _print_epoch(stats, sequel, monitors)
+            if early_stopping_n:
+                # The sequel's early stopping: count the epochs since the best accuracy.
+                if stats.evaluation_correct > best_accuracy:
+                    best_accuracy, no_accuracy_change = stats.evaluation_correct, 0
                 else:
-                    print(f"Epoch {epoch}: {stats.test_correct} / {stats.test_total}",
-                          flush=True)
-        return history
+                    no_accuracy_change += 1
+                if no_accuracy_change == early_stopping_n:
+                    break
+        return History(stats_list, *lists)
+
+    def _epoch_stats(self, epoch: int, X: np.ndarray, Y: np.ndarray, lmbda: float,
+                     test: tuple[np.ndarray, np.ndarray] | None,
+                     evaluation: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                     monitors: dict[str, bool], need_accuracy: bool) -> EpochStats:
+        """Measure the network after an epoch: what is always recorded and what is asked for."""
+        fields: dict[str, Any] = {}
+        if test is not None:
+            fields.update(test_correct=self._correct(*test), test_total=len(test[0]))
+        if monitors["monitor_training_accuracy"]:
+            fields.update(training_correct=self._correct(X, Y), training_total=len(X))
+        if evaluation is not None:
+            X_eval, T_eval, Y_eval = evaluation
+            if monitors["monitor_evaluation_cost"]:
+                fields["evaluation_cost"] = self._total_cost(X_eval, Y_eval, lmbda)
+            if monitors["monitor_evaluation_accuracy"] or need_accuracy:
+                fields.update(evaluation_correct=self._correct(X_eval, T_eval),
+                              evaluation_total=len(X_eval))
+        return EpochStats(epoch, self._total_cost(X, Y, lmbda), **fields)
 
     # --- saving and loading ---
 
@@ -393,6 +605,13 @@ class Network(Module):
             arrays[f"weight_{i}"] = layer.weight.data
             arrays[f"bias_{i}"] = layer.bias.data
         folder = os.path.dirname(os.path.abspath(path))
+        # Checked first so that an error names the learner's path, not the temporary file.
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(errno.ENOENT, f"No folder {folder} to save the network in",
+                                    path)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory; the network is not saved",
+                                    path)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
                                    suffix=".tmp")
         try:
@@ -419,19 +638,32 @@ class Network(Module):
         ``cost`` and ``activation`` default to quadratic and sigmoid when absent.
         """
         name = os.fspath(path)
+        if os.path.isdir(name):
+            raise ValueError(f"{name}: is a directory, not a network file written by "
+                             f"Network.save")
         try:
-            archive = np.load(path, allow_pickle=False)
+            f = open(name, "rb")  # closed by the `with f` below, whatever happens
         except FileNotFoundError:
             raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            # numpy falls back to unpickling whatever is neither .npz nor .npy; we refuse.
-            why = "not an .npz archive" if "pickle" in str(err) else str(err)
-            raise ValueError(f"{name}: not a network file written by Network.save "
-                             f"({why})") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"{name}: holds a single array, not an .npz archive of a network")
-        with archive:
-            return cls._from_archive(archive, name)
+        except OSError as err:
+            raise ValueError(f"{name}: cannot be read ({err.strerror})") from None
+        # The file is ours to close: np.load(path) leaves it open when the zip is broken.
+        with f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise ValueError(f"{name}: not a network file written by Network.save "
+                                 f"(the file is empty)")
+            try:
+                archive = np.load(f, allow_pickle=False)
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+                # numpy falls back to unpickling whatever is neither .npz nor .npy; we refuse.
+                why = "not an .npz archive" if "pickle" in str(err) else str(err)
+                raise ValueError(f"{name}: not a network file written by Network.save "
+                                 f"({why})") from None
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError(f"{name}: holds a single array, not an .npz archive of a "
+                                 f"network")
+            with archive:
+                return cls._from_archive(archive, name)
 
     @classmethod
     def _from_archive(cls, archive: Any, name: str) -> Network:

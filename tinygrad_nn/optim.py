@@ -1,27 +1,219 @@
-"""Stochastic gradient descent, eqs. 2.2-2.6.
+"""Optimizers and learning-rate schedules: gradient descent (eqs. 2.2-2.6) and its descendants.
 
 Eqs. 2.5/2.6 update w ← w - (η/m) Σ_j ∂C_{X_j}/∂w over a mini-batch of m examples. The costs
 in `costs.py` already average over the mini-batch, so the gradient that `backward()` leaves
-in `.grad` is (1/m) Σ_j ∂C_{X_j}/∂w, and one step is simply p ← p - η · p.grad (eqs. 2.2/2.3).
+in `.grad` is (1/m) Σ_j ∂C_{X_j}/∂w, and one step of plain SGD is simply p ← p - η · p.grad
+(eqs. 2.2/2.3). The other rules change what is subtracted; all follow PyTorch's `torch.optim`
+update rules and defaults exactly, so results can be compared number for number:
+
+- `SGD` with ``momentum`` μ keeps a velocity b ← μ b + g (b = g at the first step) and steps
+  p ← p - lr · b; with ``nesterov=True`` it steps along g + μ b instead.
+- `Adam` keeps running means of g and g², m ← β₁ m + (1 - β₁) g and v ← β₂ v + (1 - β₂) g²,
+  corrects their bias towards 0 at early steps t (m̂ = m / (1 - β₁ᵗ), v̂ = v / (1 - β₂ᵗ)) and
+  steps p ← p - lr · m̂ / (√v̂ + ε).
+- ``weight_decay`` λ in `SGD` and `Adam` is L2 regularisation: it adds λ p to the gradient
+  (the sequel's C = C₀ + λ/(2n) Σ w² with λ/n written as one number). `AdamW` instead shrinks
+  the parameters directly, p ← p - lr · λ · p, before the Adam step ("decoupled" decay).
+
+Every update is done *in place* on `p.data` (layers holding the arrays see the new values),
+with per-parameter state arrays allocated once and reused, so a step allocates nothing.
+
+Parameter groups (PyTorch's way) give some parameters other hyperparameters, most often to
+exempt biases from weight decay. `decay_groups` builds the usual split:
+
+>>> w = Tensor([[1.0, 2.0]], requires_grad=True)
+>>> b = Tensor([0.5], requires_grad=True)
+>>> opt = SGD(decay_groups([w, b], weight_decay=0.1), lr=0.5)
+>>> [(len(g["params"]), g["weight_decay"]) for g in opt.param_groups]
+[(1, 0.1), (1, 0.0)]
+
+Schedules change each group's ``lr`` once per epoch by PyTorch's closed forms: `StepLR`,
+`ExponentialLR`, `CosineAnnealingLR`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from numbers import Real
+from typing import Any
+
+import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["SGD"]
+__all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler",
+           "Optimizer", "StepLR", "decay_groups"]
+
+ParamsLike = Iterable[Tensor] | Iterable[Mapping[str, Any]]
 
 
-class SGD:
-    """Plain stochastic gradient descent with learning rate `lr` (the tutorial's η).
+# --- checking hyperparameters: one line each, naming the optimizer and the value ----------------
 
-    `step()` updates every parameter's data *in place*, p.data -= lr * p.grad.data, so layers
-    and anyone else holding the arrays see the new values; parameters without a gradient are
-    left alone. `zero_grad()` sets every `.grad` to None before the next backward.
+
+def _number(who: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_lr(who: str, lr: Any) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, Real) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"{who}: the learning rate lr must be a finite number > 0, got {lr!r}")
+    return float(lr)
+
+
+def _check_at_least_0(who: str, name: str, value: Any) -> float:
+    value = _number(who, name, value)
+    if value < 0:
+        raise ValueError(f"{who}: {name} must be >= 0, got {value!r}")
+    return value
+
+
+def _check_betas(who: str, betas: Any) -> tuple[float, float]:
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}") from None
+    checked = []
+    for i, beta in enumerate((beta1, beta2)):
+        beta = _number(who, f"betas[{i}]", beta)
+        if not 0 <= beta < 1:
+            raise ValueError(f"{who}: betas[{i}] must be in [0, 1), got {beta!r}")
+        checked.append(beta)
+    return checked[0], checked[1]
+
+
+def _check_eps(who: str, eps: Any) -> float:
+    eps = _number(who, "eps", eps)
+    if eps <= 0:
+        raise ValueError(f"{who}: eps must be > 0, got {eps!r}")
+    return eps
+
+
+# --- parameter groups ---------------------------------------------------------------------------
+
+
+def decay_groups(params: Iterable[Tensor], weight_decay: float) -> list[dict[str, Any]]:
+    """Two parameter groups: matrices decayed by `weight_decay`, vectors (biases) not at all.
+
+    This is the sequel's convention (its L2 term sums over weights only, eq. 85 of Nielsen's
+    chapter 3): a bias shifts a neuron's threshold and does not make the network more
+    sensitive to its inputs, so there is nothing to gain from shrinking it. Parameters with
+    ndim >= 2 are weights; the others (biases, scalars) go into the group without decay.
+    Empty groups are left out.
+    """
+    weights, others = [], []
+    for p in params:
+        (weights if isinstance(p, Tensor) and p.ndim >= 2 else others).append(p)
+    groups = [{"params": weights, "weight_decay": weight_decay},
+              {"params": others, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+class Optimizer:
+    """What every optimizer shares: parameter groups, per-parameter state and `zero_grad`.
+
+    `params` is an iterable of Tensors, or of dicts (PyTorch's parameter groups) each with a
+    ``"params"`` list and any hyperparameters that differ from the defaults given to the
+    constructor, e.g. ``[{"params": weights}, {"params": biases, "weight_decay": 0}]``.
+    Every parameter must be a leaf Tensor that requires grad and appear only once.
+
+    `param_groups` is the list of groups, each a dict holding its ``params`` and every
+    hyperparameter (schedules change ``group["lr"]``); `params` all parameters in order;
+    `state` maps ``id(p)`` to that parameter's state arrays (momentum, running means).
+    """
+
+    def __init__(self, params: ParamsLike, defaults: dict[str, Any]) -> None:
+        who = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(f"{who}: params must be an iterable of Tensors (or of parameter "
+                            f"groups), got a single Tensor; wrap it in a list")
+        items = list(params)
+        if not items:
+            raise ValueError(f"{who}: got an empty list of parameters")
+        groups = items if all(isinstance(g, Mapping) for g in items) else [{"params": items}]
+        self.defaults = defaults
+        self.param_groups: list[dict[str, Any]] = []
+        self.params: list[Tensor] = []
+        self.state: dict[int, dict[str, Any]] = {}
+        seen: set[int] = set()
+        for k, group in enumerate(groups):
+            unknown = set(group) - {"params"} - set(defaults)
+            if unknown:
+                raise ValueError(f"{who}: parameter group {k} has unknown option(s) "
+                                 f"{', '.join(sorted(unknown))}; known: "
+                                 f"{', '.join(sorted(defaults))}")
+            if "params" not in group:
+                raise ValueError(f"{who}: parameter group {k} has no 'params'")
+            group_params = group["params"]
+            group_params = [group_params] if isinstance(group_params, Tensor) else list(
+                group_params)
+            for p in group_params:
+                i = len(self.params)
+                if isinstance(p, Mapping):
+                    raise TypeError(f"{who}: parameter {i} is a parameter group among Tensors; "
+                                    f"pass either Tensors or parameter groups (dicts), not both")
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}, "
+                                    f"not a Tensor")
+                if not p.requires_grad or not p.is_leaf:
+                    raise ValueError(f"{who}: parameter {i} (shape {p.shape}) must be a leaf "
+                                     f"tensor that requires grad")
+                if id(p) in seen:
+                    raise ValueError(f"{who}: parameter {i} (shape {p.shape}) appears more "
+                                     f"than once; each parameter may be in one group only")
+                seen.add(id(p))
+                self.params.append(p)
+            full = {**defaults, **group, "params": group_params}
+            self._check_group(full)
+            self.param_groups.append(full)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Check (and normalise) a group's hyperparameters; subclasses extend it."""
+        group["lr"] = _check_lr(type(self).__name__, group["lr"])
+
+    def zero_grad(self) -> None:
+        """Set every parameter's `.grad` to None (PyTorch's default, set_to_none=True)."""
+        for p in self.params:
+            p.grad = None
+
+    def _state(self, p: Tensor) -> dict[str, Any]:
+        state = self.state.get(id(p))
+        if state is None:
+            # One scratch array per parameter, reused by every step (numpy's out=).
+            state = self.state[id(p)] = {"step": 0, "scratch": np.empty_like(p.data)}
+        return state
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first group (of every group, when there is one)."""
+        return self.param_groups[0]["lr"]
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place; each optimizer defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define step()")
+
+    def __repr__(self) -> str:
+        options = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        shown = ", ".join(f"{k}={v}" for k, v in options.items())
+        groups = f", {len(self.param_groups)} groups" if len(self.param_groups) > 1 else ""
+        return f"{type(self).__name__}({len(self.params)} parameters{groups}, {shown})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent (eqs. 2.5/2.6), with PyTorch's momentum and weight decay.
+
+    With the defaults, `step()` is the tutorial's rule p ← p - lr · ∂C/∂p. Per parameter with
+    gradient g (PyTorch's torch.optim.SGD with dampening 0):
+
+    - weight_decay λ > 0:  g ← g + λ p  (L2 regularisation);
+    - momentum μ > 0:  b ← μ b + g (b ← g at the first step), then g ← b, or with
+      nesterov=True g ← g + μ b;
+    - p ← p - lr · g.
+
+    Parameters without a gradient are left alone. Raises ValueError for lr <= 0, momentum < 0,
+    weight_decay < 0, or nesterov without momentum.
 
     >>> w = Tensor([1.0, 2.0], requires_grad=True)
     >>> (w * w).sum().backward()          # grad = 2w = [2, 4]
@@ -30,32 +222,254 @@ class SGD:
     Tensor([0., 0.], requires_grad=True)
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float) -> None:
-        self.params = list(params)
-        for i, p in enumerate(self.params):
-            if not isinstance(p, Tensor):
-                raise TypeError(f"SGD: parameter {i} is a {type(p).__name__}, not a Tensor")
-            if not p.requires_grad or not p.is_leaf:
-                raise ValueError(f"SGD: parameter {i} (shape {p.shape}) must be a leaf tensor "
-                                 f"that requires grad")
-        if isinstance(lr, bool) or not isinstance(lr, Real) or not (
-                math.isfinite(lr) and lr > 0):
-            raise ValueError(f"SGD: the learning rate lr must be a finite number > 0, "
-                             f"got {lr!r}")
-        self.lr = float(lr)
+    def __init__(self, params: ParamsLike, lr: float, momentum: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov,
+                                  "weight_decay": weight_decay})
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        group["momentum"] = _check_at_least_0("SGD", "momentum", group["momentum"])
+        group["weight_decay"] = _check_at_least_0("SGD", "weight_decay", group["weight_decay"])
+        if not isinstance(group["nesterov"], (bool, np.bool_)):
+            raise ValueError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
+        if group["nesterov"] and group["momentum"] == 0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0 (Nesterov's step looks "
+                             "ahead along the momentum)")
 
     def step(self) -> None:
-        """p ← p - lr · ∂C/∂p for every parameter that has a gradient (eqs. 2.5/2.6)."""
-        lr = self.lr
-        for p in self.params:
-            g = p.grad
-            if g is not None:
-                p.data -= lr * g.data
+        """One update of every parameter that has a gradient (see the class docstring)."""
+        for group in self.param_groups:
+            lr, mu, decay = group["lr"], group["momentum"], group["weight_decay"]
+            if mu == 0 and decay == 0:
+                self._plain_step(group["params"], lr)
+                continue
+            nesterov = group["nesterov"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, x, state = p.grad.data, p.data, self._state(p)
+                s = state["scratch"]
+                if decay:
+                    np.multiply(x, decay, out=s)
+                    s += g
+                    g = s  # g + λp, never written into p.grad
+                if mu:
+                    b = state.get("momentum_buffer")
+                    if b is None:
+                        b = state["momentum_buffer"] = np.array(g, copy=True)  # b = g
+                    else:
+                        b *= mu
+                        b += g
+                    if nesterov:
+                        if g is s:  # s already holds g + λp; add μb through a second array
+                            t = state.get("scratch2")
+                            if t is None:
+                                t = state["scratch2"] = np.empty_like(x)
+                            np.multiply(b, mu, out=t)
+                            s += t
+                        else:
+                            np.multiply(b, mu, out=s)
+                            s += g
+                        g = s
+                    else:
+                        g = b
+                np.multiply(g, lr, out=s)
+                x -= s
+                state["step"] += 1
 
-    def zero_grad(self) -> None:
-        """Set every parameter's `.grad` to None."""
-        for p in self.params:
-            p.grad = None
+    def _plain_step(self, params: list[Tensor], lr: float) -> None:
+        # The tutorial's rule and Network's hot loop: two in-place ufuncs per parameter.
+        state = self.state
+        for p in params:
+            grad = p.grad
+            if grad is not None:
+                entry = state.get(id(p))
+                if entry is None:
+                    entry = self._state(p)
+                s = entry["scratch"]
+                np.multiply(grad.data, lr, out=s)
+                p.data -= s
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with PyTorch's update rule and defaults.
+
+    Per parameter with gradient g, at step t = 1, 2, ...:
+
+    - weight_decay λ > 0:  g ← g + λ p  (L2 regularisation, as torch.optim.Adam);
+    - m ← β₁ m + (1 - β₁) g,  v ← β₂ v + (1 - β₂) g²  (m = v = 0 before the first step);
+    - p ← p - lr · m̂ / (√v̂ + ε), with m̂ = m / (1 - β₁ᵗ) and v̂ = v / (1 - β₂ᵗ).
+
+    The bias correction makes the first step lr · g / (|g| + ε): about lr in size whatever the
+    scale of the gradient. Raises ValueError for lr <= 0, betas outside [0, 1), eps <= 0 or
+    weight_decay < 0.
+    """
+
+    _decoupled = False
+
+    def __init__(self, params: ParamsLike, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
+                                  "weight_decay": weight_decay})
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        who = type(self).__name__
+        group["betas"] = _check_betas(who, group["betas"])
+        group["eps"] = _check_eps(who, group["eps"])
+        group["weight_decay"] = _check_at_least_0(who, "weight_decay", group["weight_decay"])
+
+    def step(self) -> None:
+        """One Adam update of every parameter that has a gradient."""
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            decay = group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, x, state = p.grad.data, p.data, self._state(p)
+                if "exp_avg" not in state:
+                    state["exp_avg"] = np.zeros_like(x)
+                    state["exp_avg_sq"] = np.zeros_like(x)
+                m, v, s = state["exp_avg"], state["exp_avg_sq"], state["scratch"]
+                state["step"] += 1
+                t = state["step"]
+                if decay:
+                    if self._decoupled:  # AdamW: p ← p - lr·λ·p, apart from the gradient
+                        x *= 1.0 - lr * decay
+                    else:  # Adam: L2, g ← g + λp (into a second array, never into p.grad)
+                        d = state.get("scratch2")
+                        if d is None:
+                            d = state["scratch2"] = np.empty_like(x)
+                        np.multiply(x, decay, out=d)
+                        d += g
+                        g = d
+                # m ← β₁ m + (1 - β₁) g and v ← β₂ v + (1 - β₂) g², in place.
+                m *= beta1
+                np.multiply(g, 1.0 - beta1, out=s)
+                m += s
+                v *= beta2
+                np.multiply(g, g, out=s)
+                s *= 1.0 - beta2
+                v += s
+                # p ← p - (lr / (1 - β₁ᵗ)) · m / (√v / √(1 - β₂ᵗ) + ε), PyTorch's order.
+                step_size = lr / (1.0 - beta1 ** t)
+                np.sqrt(v, out=s)
+                s /= math.sqrt(1.0 - beta2 ** t)
+                s += eps
+                np.divide(m, s, out=s)
+                s *= step_size
+                x -= s
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as torch.optim.AdamW.
+
+    Before each Adam step (with no L2 term in the gradient) every parameter shrinks,
+    p ← p - lr · λ · p, so the decay is not rescaled by Adam's per-coordinate step sizes.
+    The default λ is 0.01, as in PyTorch; use `decay_groups` to leave biases alone.
+    """
+
+    _decoupled = True
+
+    def __init__(self, params: ParamsLike, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+# --- learning-rate schedules ----------------------------------------------------------------
+
+
+class LRScheduler:
+    """Sets each parameter group's lr from its initial lr and the epoch, once per epoch.
+
+    Call `step()` at the end of every epoch (after the optimizer's steps of that epoch);
+    `get_last_lr()` gives the lr of each group now. Every schedule here is a closed form
+    lr(epoch) of PyTorch's, so the sequence depends only on the number of `step()` calls.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an optimizer from "
+                            f"tinygrad_nn.optim, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+        self._apply()
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        """The learning rate of a group that started at `base_lr`, after `epoch` epochs."""
+        raise NotImplementedError
+
+    def _apply(self) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.lr_at(base, self.last_epoch)
+
+    def step(self) -> None:
+        """Advance one epoch and set every group's lr for the next."""
+        self.last_epoch += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        """The lr of each parameter group, as set by the last `step()` (or the constructor)."""
+        return [group["lr"] for group in self.optimizer.param_groups]
 
     def __repr__(self) -> str:
-        return f"SGD({len(self.params)} parameters, lr={self.lr})"
+        return f"{type(self).__name__}(epoch {self.last_epoch}, lr {self.get_last_lr()})"
+
+
+def _check_gamma(who: str, gamma: Any) -> float:
+    gamma = _number(who, "gamma", gamma)
+    if gamma <= 0:
+        raise ValueError(f"{who}: gamma must be > 0, got {gamma!r}")
+    return gamma
+
+
+def _check_positive_int(who: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{who}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+class StepLR(LRScheduler):
+    """lr = lr₀ · γ^⌊epoch / step_size⌋: divide by 1/γ every `step_size` epochs."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        self.step_size = _check_positive_int("StepLR", "step_size", step_size)
+        self.gamma = _check_gamma("StepLR", gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialLR(LRScheduler):
+    """lr = lr₀ · γ^epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
+        self.gamma = _check_gamma("ExponentialLR", gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        return base_lr * self.gamma ** epoch
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = η_min + (lr₀ - η_min) · (1 + cos(π · epoch / T_max)) / 2 (SGDR without restarts).
+
+    The lr falls from lr₀ to `eta_min` over `T_max` epochs along half a cosine: slowly at
+    first, fastest in the middle, slowly again at the end. Past T_max the closed form rises
+    again (as PyTorch's does), so set T_max to the number of epochs.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
+        self.T_max = _check_positive_int("CosineAnnealingLR", "T_max", T_max)
+        self.eta_min = _check_at_least_0("CosineAnnealingLR", "eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        cosine = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        return self.eta_min + (base_lr - self.eta_min) * cosine
