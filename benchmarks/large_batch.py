@@ -92,11 +92,12 @@ def main() -> None:
         name = np.dtype(dtype).name
         print(f"\n{SIZES}, mini-batch {BATCH}, one epoch of {len(X)} examples of {source}, "
               f"{name}, best of {args.repeat}")
-        rows = [(f"tinygrad_nn {name}", best_of(lambda: run_ours(X, Y, dtype), args.repeat)),
-                (f"numpy {name}", best_of(lambda: run_numpy(X, Y, dtype), args.repeat))]
+        def timed(run, X=X, Y=Y, dtype=dtype) -> float:
+            return best_of(lambda: run(X, Y, dtype), args.repeat)
+
+        rows = [(f"tinygrad_nn {name}", timed(run_ours)), (f"numpy {name}", timed(run_numpy))]
         if torch is not None:
-            rows.append((f"PyTorch eager {name}",
-                         best_of(lambda: run_torch(X, Y, dtype), args.repeat)))
+            rows.append((f"PyTorch eager {name}", timed(run_torch)))
         print(table(rows, f"numpy {name}"))
         if torch is not None:
             print(f"tinygrad_nn / PyTorch {name}: {rows[0][1] / rows[2][1]:.2f} "

@@ -169,6 +169,7 @@ class LayerTrace:
 
     @property
     def neurons(self) -> int:
+        """The number of neurons in this layer, n_l."""
         return len(self.z)
 
 

@@ -271,7 +271,7 @@ sigmoid = Primitive("sigmoid", _stable_sigmoid,
                     # σ'(z) = σ(z)(1 - σ(z)) = σ(z)σ(-z): the second form keeps full
                     # precision where σ(z) is near 1 and 1 - σ(z) would cancel.
                     lambda g, out, x: g * out * sigmoid(-x),
-                    doc="eq. 1.6: σ(z) = 1/(1 + e^{-z}); its VJP is BP2's ⊙ σ'(z).")
+                    doc="eq. 1.6: σ(z) = 1/(1 + e^{-z}); its VJP is BP1's and BP2's ⊙ σ'(z).")
 tanh = Primitive("tanh", np.tanh,
                  lambda g, out, x: g * (1 - out * out),
                  doc="tanh x; d/dx = 1 - tanh² x.")

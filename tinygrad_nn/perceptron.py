@@ -96,6 +96,7 @@ class Perceptron(Module):
 
     @property
     def n_in(self) -> int:
+        """The number of inputs each perceptron weighs."""
         return self.weight.shape[-1]
 
     def forward(self, x: Any) -> StepOutput:

@@ -330,6 +330,9 @@ class Tensor:
         return ops.broadcast_to(self, shape=tuple(shape))
 
     def reshape(self, *shape: Any) -> Tensor:
+        """The same values in a new shape: `x.reshape(2, 3)` or `x.reshape((2, 3))`."""
+        if not shape:
+            raise TypeError(f"reshape: give the new shape, e.g. x.reshape{self.shape}")
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.reshape(self, shape=shape)
