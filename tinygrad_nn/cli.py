@@ -1,4 +1,4 @@
-"""The command line: ``tinygrad-nn train`` and ``tinygrad-nn evaluate``.
+"""The command line: ``tinygrad-nn train``, ``evaluate``, ``explain`` and ``graph``.
 
 ``tinygrad-nn train`` with no options runs the tutorial's session (sec. 2.3) on the embedded
 8x8 digits: a [64, 30, 10] sigmoid network, 30 epochs, mini-batches of 10, η = 3.0, the
@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``tinygrad-nn``: the ``train`` and ``evaluate`` commands and their options."""
     parser = _Parser(prog=PROG, description="Train and evaluate the tutorial's digit "
                                              "classifier with tinygrad_nn.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,explain,graph}",
+                                parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a network (default: the tutorial's session on "
                                           "the embedded digits)",
@@ -172,7 +173,52 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="MODEL.npz")
     evaluate.add_argument("--data-dir", metavar="DIR",
                           help="an MNIST-format folder; default: the embedded 8x8 digits")
+
+    explain = sub.add_parser("explain", help="BP1-BP4 beside autograd, layer by layer",
+                             description="For a random small network and one example, print "
+                                         "z, a and δ of every layer by BP1-BP2 and by autograd, "
+                                         "then ∂C/∂b and ∂C/∂w by BP3/BP4 and by autograd.")
+    explain.add_argument("--sizes", type=_sizes, default=[2, 3, 1], metavar="2,3,1")
+    explain.add_argument("--seed", type=_count, default=0)
+    explain.add_argument("--cost", choices=sorted(COSTS), default="quadratic")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+
+    graph = sub.add_parser("graph", help="draw the computation graph of one training step",
+                           description="Draw the graph of one training step of a small "
+                                       "sigmoid network (forward and cost, with gradients) "
+                                       "through Graphviz's dot program.")
+    graph.add_argument("--sizes", type=_sizes, default=[2, 3, 1], metavar="2,3,1")
+    graph.add_argument("--seed", type=_count, default=0)
+    graph.add_argument("--out", required=True, metavar="GRAPH.svg",
+                       help="an .svg or .png file to write")
+    graph.add_argument("--dot", action="store_true",
+                       help="print the Graphviz DOT text instead of running dot")
     return parser
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import explain
+
+    trace = explain(args.sizes, seed=args.seed, cost=args.cost)
+    print(trace.to_json() if args.json else trace.to_text())
+    return 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from . import viz
+
+    cost, names = viz.training_step_graph(args.sizes, seed=args.seed)
+    if args.dot:
+        print(viz.to_dot(cost, names=names))
+        return 0
+    _check_output("--out", args.out)
+    try:
+        path = viz.render(cost, args.out, names=names)
+    except viz.GraphvizNotFound as err:
+        raise UsageError(str(err)) from None
+    print(f"wrote {path}")
+    return 0
+
 
 
 def _load_data(data_dir: str | None) -> datasets.Splits:
@@ -380,6 +426,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
+COMMANDS = {"train": _train, "evaluate": _evaluate, "explain": _explain, "graph": _graph}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default: sys.argv[1:]); return the exit status."""
     parser = build_parser()
@@ -387,9 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(_negative_values_attached(sys.argv[1:] if argv is None
                                                           else list(argv)))
         if args.command is None:
-            raise UsageError("choose a command: train or evaluate "
+            raise UsageError("choose a command: train, evaluate, explain or graph "
                              f"(see {PROG} --help)")
-        return _train(args) if args.command == "train" else _evaluate(args)
+        return COMMANDS[args.command](args)
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else 0
     except KeyboardInterrupt:
