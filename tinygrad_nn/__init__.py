@@ -7,33 +7,61 @@ to any graph), and layers, costs and SGD are built from those primitives.
 
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
-from .costs import cross_entropy_cost, quadratic_cost
+from .costs import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    cross_entropy_cost,
+    nll_loss,
+    quadratic_cost,
+)
 from .gradcheck import GradcheckError, gradcheck, numerical_grad
-from .network import EpochStats, Network
-from .nn import Linear, Module, ReLU, Sequential, Sigmoid, Tanh
+from .network import EpochStats, History, Network
+from .nn import (
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    Module,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from .ops import exp, linear, log, matmul, relu, sigmoid, tanh
-from .optim import SGD
+from .optim import SGD, Adam, AdamW
 from .perceptron import NotDifferentiableError, Perceptron, nand_gate
 from .tensor import Tensor, is_grad_enabled, no_grad
+from .training import fit
 
 __all__ = [
     "AnomalyError",
-    "detect_anomaly",
-    "SGD",
+    "Adam",
+    "AdamW",
+    "Dropout",
     "EpochStats",
+    "Flatten",
     "GradcheckError",
+    "History",
+    "LeakyReLU",
     "Linear",
     "Module",
     "Network",
     "NotDifferentiableError",
     "Perceptron",
     "ReLU",
+    "SGD",
     "Sequential",
     "Sigmoid",
+    "Softmax",
     "Tanh",
     "Tensor",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
     "cross_entropy_cost",
+    "detect_anomaly",
     "exp",
+    "fit",
     "grad",
     "gradcheck",
     "is_grad_enabled",
@@ -41,6 +69,7 @@ __all__ = [
     "log",
     "matmul",
     "nand_gate",
+    "nll_loss",
     "no_grad",
     "numerical_grad",
     "quadratic_cost",
