@@ -20,23 +20,25 @@ from .ops import cast, constant, sum_to
 from .tensor import Tensor, _GradMode, to_array
 
 
-def toposort(outputs: Sequence[Tensor]) -> list[Tensor]:
+def toposort(outputs: Sequence[Tensor], every_tensor: bool = False) -> list[Tensor]:
     """Every tensor that needs a gradient, each after all of its inputs.
 
     Depth-first with an explicit stack of (tensor, iterator over its inputs),
-    not recursion, so a chain of 100,000 ops is fine.
+    not recursion, so a chain of 100,000 ops is fine. With every_tensor=True it
+    also visits inputs that need no gradient (to draw the whole graph).
     """
     order: list[Tensor] = []
     seen: set[int] = set()
     for root in outputs:
-        if not root.requires_grad or id(root) in seen:
+        if not (root.requires_grad or every_tensor) or id(root) in seen:
             continue
         seen.add(id(root))
         stack = [(root, iter(root._parents))]
         while stack:
             node, parents = stack[-1]
             for parent in parents:
-                if parent is not None and parent.requires_grad and id(parent) not in seen:
+                if (parent is not None and (parent.requires_grad or every_tensor)
+                        and id(parent) not in seen):
                     seen.add(id(parent))
                     if parent._op is None:  # a leaf has no inputs to visit first
                         order.append(parent)

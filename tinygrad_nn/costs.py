@@ -113,7 +113,7 @@ def _scores(name: str, what: str, x: Any) -> Tensor:
     return x
 
 
-def _labels(name: str, labels: Any, n: int, classes: int) -> np.ndarray:
+def check_labels(name: str, labels: Any, n: int, classes: int) -> np.ndarray:
     """Integer class labels of shape (n,), each in 0..classes-1, as an int64 array.
 
     Floats are refused even when they hold whole numbers: a float target of shape (n,) is more
@@ -129,7 +129,7 @@ def _labels(name: str, labels: Any, n: int, classes: int) -> np.ndarray:
     bad = (labels < 0) | (labels >= classes)
     if bad.any():
         row = int(np.argmax(bad))
-        raise ValueError(f"{name}: label {labels[row]} (row {row}) is outside 0..{classes - 1} "
+        raise ValueError(f"{name}: row {row} has label {labels[row]}, outside 0..{classes - 1} "
                          f"for {classes} classes")
     return labels.astype(np.int64, copy=False)
 
@@ -168,7 +168,7 @@ def nll_loss(log_probs: Any, labels: Any) -> Tensor:
     """
     log_probs = _scores("nll_loss", "log_probs", log_probs)
     n, classes = log_probs.shape
-    labels = _labels("nll_loss", labels, n, classes)
+    labels = check_labels("nll_loss", labels, n, classes)
     return log_probs[np.arange(n), labels].sum() * (-1.0 / n)
 
 

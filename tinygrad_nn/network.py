@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import ops, optim
-from .costs import COSTS
+from .costs import COSTS, check_labels
 from .datasets import Dataset
 from .nn import INITS, Linear, Module
 from .tensor import Tensor, no_grad
@@ -222,16 +222,8 @@ def as_arrays(data: Any, n_inputs: int, n_outputs: int,
     if X.dtype.kind != "f":
         X = X.astype(np.float64)
     _first_nonfinite(X, what, "X")
-    if T.ndim == 1:
-        if T.dtype.kind not in "iu":
-            raise ValueError(f"{what}: 1-D labels must be integers, got dtype {T.dtype} "
-                             f"(targets must have shape (n, {n_outputs}))")
-        out_of_range = (T < 0) | (T >= n_outputs)
-        if out_of_range.any():
-            row = int(np.argmax(out_of_range))
-            raise ValueError(f"{what}: row {row} has label {T[row]}, outside 0..{n_outputs - 1} "
-                             f"for a network with {n_outputs} outputs")
-        return X, T.astype(np.int64, copy=False)
+    if T.ndim == 1:  # one label per example, each one of the network's outputs
+        return X, check_labels(what, T, len(X), n_outputs)
     if T.ndim != 2 or T.shape[1] != n_outputs:
         raise ValueError(f"{what}: targets must have shape (n, {n_outputs}) for a network with "
                          f"{n_outputs} outputs (or be integer labels (n,)), got {T.shape}")

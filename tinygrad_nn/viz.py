@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .autograd import toposort
 from .tensor import Tensor
 
 __all__ = ["GraphvizNotFound", "render", "to_dot", "training_step_graph"]
@@ -42,30 +43,6 @@ _STYLE_TENSOR = "shape=box, style=rounded"  # an intermediate result
 
 class GraphvizNotFound(RuntimeError):
     """:func:`render` needs Graphviz's ``dot`` program, and it is not on the PATH."""
-
-
-def _graph_tensors(root: Tensor) -> list[Tensor]:
-    """Every tensor the root depends on, each after all of its inputs.
-
-    ``autograd.toposort`` visits only tensors that require grad; a drawing needs
-    the constants and no-grad inputs too. Same explicit-stack depth-first walk,
-    so a chain of any length needs no recursion; inputs are visited in argument
-    order, which makes the order (and so the node ids) deterministic.
-    """
-    order: list[Tensor] = []
-    seen = {id(root)}
-    stack = [(root, iter(root._parents))]
-    while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent is not None and id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append((parent, iter(parent._parents)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    return order
 
 
 def _escape(text: str) -> str:
@@ -165,7 +142,7 @@ def to_dot(tensor: Tensor, name: str = "graph", names: Names | None = None) -> s
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
     table = _name_table(names)
-    tensors = _graph_tensors(tensor)
+    tensors = toposort([tensor], every_tensor=True)
     ids = {id(t): f"t{i}" for i, t in enumerate(tensors)}
     out = [f'digraph "{_escape(name)}" {{', "  node [fontsize=10];", "  edge [arrowsize=0.7];"]
     n_consts = 0
