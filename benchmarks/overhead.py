@@ -13,13 +13,9 @@ from __future__ import annotations
 import timeit
 
 import numpy as np
+from common import torch
 
 from tinygrad_nn import Tensor, linear
-
-try:
-    import torch
-except ImportError:  # optional: never a dependency
-    torch = None
 
 rng = np.random.default_rng(0)
 A, B = rng.standard_normal((10, 30)), rng.standard_normal((10, 30))

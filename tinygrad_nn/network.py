@@ -531,13 +531,14 @@ class Network(Module):
         best_accuracy, no_accuracy_change = 0, 0
         for epoch in range(epochs):
             order = self.rng.permutation(n)
-            X_epoch, Y_epoch = X[order], Y[order]  # one copy per epoch; mini-batches are views
             starts: Iterable[int] = range(0, n, mini_batch_size)
             if progress is not None:
                 starts = progress(starts, total=len(starts), desc=f"Epoch {epoch}")
             for k in starts:
-                self._step(X_epoch[k:k + mini_batch_size], Y_epoch[k:k + mini_batch_size], opt,
-                           shrink)
+                # Gather each mini-batch rather than copy the shuffled data set each epoch:
+                # memory stays flat (no second copy of X alive while the next is made).
+                batch = order[k:k + mini_batch_size]
+                self._step(X[batch], Y[batch], opt, shrink)
             stats = self._epoch_stats(epoch, X, Y, lmbda, test, evaluation, monitors,
                                       need_accuracy=bool(early_stopping_n))
             stats_list.append(stats)

@@ -261,13 +261,13 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
         lr = optimizer.param_groups[0]["lr"]
         _set_mode(model, True)
         order = rng.permutation(n)
-        X_epoch, T_epoch = X[order], T[order]  # one copy per epoch; mini-batches are views
         starts: Iterable[int] = range(0, n, batch_size)
         if progress is not None:
             starts = progress(starts, total=len(starts), desc=f"Epoch {epoch}")
         total = 0.0
         for k in starts:
-            x, t = X_epoch[k:k + batch_size], T_epoch[k:k + batch_size]
+            batch = order[k:k + batch_size]  # gathered per batch: no copy of the data set
+            x, t = X[batch], T[batch]
             c = cost(model(x), t)
             optimizer.zero_grad()
             c.backward()
