@@ -48,3 +48,24 @@ def table(rows: list[tuple[str, float]], reference: str, unit: str = "s") -> str
     lines = [f"{'':<{width}}{'time (' + unit + ')':>12}{'ratio to ' + reference:>40}"]
     lines += [f"{name:<{width}}{t:>12.3f}{t / ref:>40.2f}" for name, t in rows]
     return "\n".join(lines)
+
+
+def torch_sgd_epoch(layers, X: np.ndarray, Y: np.ndarray, batch: int, lr: float,
+                    dtype: np.dtype) -> None:
+    """One epoch of the sigmoid network with the quadratic cost in PyTorch eager.
+
+    `layers` are (w, b) arrays in the tutorial's convention; X and Y are already in
+    the order the epoch visits them.
+    """
+    tdtype = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
+    params = [torch.tensor(p, dtype=tdtype, requires_grad=True) for pair in layers for p in pair]
+    Xt, Yt = torch.tensor(X, dtype=tdtype), torch.tensor(Y, dtype=tdtype)
+    opt = torch.optim.SGD(params, lr=lr)
+    for k in range(0, len(X), batch):
+        a = Xt[k:k + batch]
+        for i in range(0, len(params), 2):
+            a = torch.sigmoid(torch.nn.functional.linear(a, params[i], params[i + 1]))
+        cost = ((Yt[k:k + batch] - a) ** 2).sum() * (0.5 / len(a))
+        opt.zero_grad()
+        cost.backward()
+        opt.step()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import best_of, table, torch, training_data
+from common import best_of, table, torch, torch_sgd_epoch, training_data
 
 from tinygrad_nn import Network, backprop
 
@@ -61,22 +61,8 @@ def run_lean_numpy(X, Y) -> None:
 
 def run_torch(X, Y, dtype) -> None:
     net = Network(SIZES, seed=0)
-    params = []
-    for w, b in zip(net.weights, net.biases):
-        params += [torch.tensor(w, dtype=dtype, requires_grad=True),
-                   torch.tensor(b, dtype=dtype, requires_grad=True)]
     order = shuffles(len(X))
-    Xs, Ys = torch.tensor(X[order], dtype=dtype), torch.tensor(Y[order], dtype=dtype)
-    opt = torch.optim.SGD(params, lr=ETA)
-    for k in range(0, len(X), BATCH):
-        x, y = Xs[k:k + BATCH], Ys[k:k + BATCH]
-        a = x
-        for i in range(0, len(params), 2):
-            a = torch.sigmoid(torch.nn.functional.linear(a, params[i], params[i + 1]))
-        cost = ((y - a) ** 2).sum() * (0.5 / len(x))
-        opt.zero_grad()
-        cost.backward()
-        opt.step()
+    torch_sgd_epoch(list(zip(net.weights, net.biases)), X[order], Y[order], BATCH, ETA, dtype)
 
 
 def main() -> None:
@@ -98,7 +84,7 @@ def main() -> None:
     ]
     if torch is not None:
         rows += [(f"PyTorch eager {name}", best_of(lambda d=d: run_torch(X, Y, d), args.repeat))
-                 for name, d in (("float64", torch.float64), ("float32", torch.float32))]
+                 for name, d in (("float64", np.float64), ("float32", np.float32))]
     print(table(rows, "BP1-BP4 vectorized (numpy)"))
     times = dict(rows)
     print(f"\nNetwork.SGD / vectorized numpy: {times['Network.SGD'] / rows[1][1]:.2f} "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import best_of, table, torch, training_data
+from common import best_of, table, torch, torch_sgd_epoch, training_data
 
 from tinygrad_nn import Tensor, ops
 from tinygrad_nn.costs import quadratic_cost
@@ -66,20 +66,7 @@ def run_numpy(X, Y, dtype) -> None:
 
 
 def run_torch(X, Y, dtype) -> None:
-    tdtype = torch.float32 if dtype == np.float32 else torch.float64
-    params = []
-    for w, b in initial_parameters(dtype):
-        params += [torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)]
-    Xt, Yt = torch.tensor(X, dtype=tdtype), torch.tensor(Y, dtype=tdtype)
-    opt = torch.optim.SGD(params, lr=ETA)
-    for k in range(0, len(X), BATCH):
-        a = Xt[k:k + BATCH]
-        for i in range(0, len(params), 2):
-            a = torch.sigmoid(torch.nn.functional.linear(a, params[i], params[i + 1]))
-        cost = ((Yt[k:k + BATCH] - a) ** 2).sum() * (0.5 / len(a))
-        opt.zero_grad()
-        cost.backward()
-        opt.step()
+    torch_sgd_epoch(initial_parameters(dtype), X, Y, BATCH, ETA, dtype)
 
 
 def main() -> None:
