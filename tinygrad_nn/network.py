@@ -23,11 +23,9 @@ seed and data give bit-identical weights; and the data is checked before trainin
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ import numpy as np
 from . import ops, optim
 from .costs import COSTS, check_labels
 from .datasets import Dataset
-from .nn import INITS, Linear, Module
+from .nn import INITS, Linear, Module, write_atomically
 from .tensor import Tensor, no_grad
 
 __all__ = ["ACTIVATIONS", "EpochStats", "History", "Network", "as_arrays", "load"]
@@ -605,21 +603,7 @@ class Network(Module):
         if os.path.isdir(path):
             raise IsADirectoryError(errno.EISDIR, "Is a directory; the network is not saved",
                                     path)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                   suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it normal rights
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:

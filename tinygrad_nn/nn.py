@@ -407,7 +407,7 @@ class Sequential(Module):
 # --- parameters in a file -------------------------------------------------------------------
 
 
-def _write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
     """Write a file by `write(f)` into a temporary file beside `path`, then rename it over `path`.
 
     A reader never sees half a file, and on any failure the temporary file is removed and a
@@ -446,7 +446,7 @@ def save_state(module: Module, path: str | os.PathLike[str]) -> None:
     atomically: to a temporary file in the same folder, then renamed over `path`.
     """
     state = module.state_dict()
-    _write_atomically(path, lambda f: np.savez(f, **state))
+    write_atomically(path, lambda f: np.savez(f, **state))
 
 
 def load_state(module: Module, path: str | os.PathLike[str]) -> None:
