@@ -404,7 +404,8 @@ def _pow_case():
                         right=lambda shape: float_arrays(shape, -2.0, 2.0))
 
 
-#: A strategy of valid calls for every primitive in `tinygrad_nn.ops`, plus the derived
+#: A strategy of valid calls for every differentiable primitive in `tinygrad_nn.ops` (the
+#: comparisons, `sign`, `isfinite` and `uniform` have no VJP to check), plus the derived
 #: `mean` and `concatenate` (whose primitive is made per number of inputs). A test
 #: checks that no primitive of `ops` is missing from this table.
 primitive_cases = {
@@ -441,6 +442,7 @@ primitive_cases = {
     "concatenate": _concatenate_case(),
     "quadratic_cost": _quadratic_cost_case(),
     "cast": _cast_case(),
+    "copy": _unary_case("copy", float_arrays),
 }
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from .anomaly import check_backward
-from .ops import cast, constant, sum_to
-from .tensor import Tensor, _GradMode, to_array
+from .ops import cast, constant, copy, sum_to
+from .tensor import Tensor, _GradMode, no_grad, to_array
 
 
 def toposort(outputs: Sequence[Tensor], every_tensor: bool = False) -> list[Tensor]:
@@ -56,14 +56,22 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
     """Send every tensor's total gradient dC/dt to `receive(t, grad)`.
 
     With create_graph=False gradients are plain arrays and nothing is
-    recorded; with True they are Tensors and each VJP is itself recorded.
+    recorded; with True they are Tensors and each VJP is itself recorded. While
+    `jit` captures a step they are Tensors too, off the graph, so that every
+    VJP's arithmetic goes through the primitives and onto the tape.
     """
+    tape = _GradMode.tape
+    as_tensors = create_graph or tape is not None
     grads: dict[int, Any] = {}
     for t, seed in zip(outputs, seeds):
+        if as_tensors and not isinstance(seed, Tensor):
+            seed = Tensor._make(seed)
         grads[id(t)] = seed if id(t) not in grads else grads[id(t)] + seed
     # In anomaly mode numpy stays quiet so that check_backward names the op.
     quiet = np.errstate(all="ignore") if _GradMode.anomaly else contextlib.nullcontext()
-    with quiet:
+    if tape is not None:
+        tape.phase = "backward"
+    with quiet, (contextlib.nullcontext() if create_graph else no_grad()):
         for node in reversed(toposort(outputs)):
             g = grads.pop(id(node), None)  # freed as soon as it is used
             if g is None:
@@ -72,7 +80,7 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
             op = node._op
             if op is None:
                 continue
-            if create_graph:
+            if as_tensors:
                 out = node
                 inputs = [p if p is not None else constant(a, node)
                           for p, a in zip(node._parents, node._arrays)]
@@ -93,6 +101,8 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
                 key = id(parent)
                 previous = grads.get(key)
                 grads[key] = g_in if previous is None else previous + g_in
+    if tape is not None:
+        tape.phase = "update"
 
 
 def _seed(output: Tensor, gradient: Any, create_graph: bool, who: str) -> Any:
@@ -139,11 +149,13 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
     def accumulate(t: Tensor, g: Any) -> None:
         if t._op is not None and not t._retain:
             return
-        if not isinstance(g, Tensor):
+        if not create_graph:
             # Each .grad gets an array of its own: a pass-through VJP (add, reshape)
             # may hand the same array, or a view of one, to several tensors.
+            if isinstance(g, Tensor):
+                g = g.data
             if type(g) is not np.ndarray or not g.flags.owndata or id(g) in stored:
-                g = np.array(g)
+                g = copy(g)
             stored.add(id(g))
             g = Tensor._make(g)
         t.grad = g if t.grad is None else t.grad + g

@@ -73,8 +73,8 @@ def log_softmax(x: Tensor, axis: int = -1, who: str = "log_softmax") -> Tensor:
     but keeps full precision when |x| is large (1e4 in float32).
     """
     _axes(x, axis, who)
-    top = x.data.max(axis=axis, keepdims=True)
-    shifted = x - np.where(np.isfinite(top), top, 0)  # an all -inf row stays -inf
+    top = x.detach().max(axis=axis, keepdims=True)  # primitives: a `jit` replay recomputes it
+    shifted = x - ops.where(top, 0.0, condition=ops.isfinite(top).data)  # all -inf stays -inf
     return shifted - ops.logsumexp(shifted, axis=axis, keepdims=True)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from . import ops, optim
 from .costs import COSTS, check_labels
 from .datasets import Dataset
+from .jit import jit as capture_and_replay
 from .nn import INITS, Linear, Module, write_atomically
 from .tensor import Tensor, no_grad
 
@@ -440,7 +441,7 @@ class Network(Module):
             # The sequel's weight decay, w ← (1 - ηλ/n) w: one in-place multiply per weight
             # matrix. The gradient was computed from the old w, so the order does not matter.
             for layer in self.layers:
-                layer.weight.data *= shrink
+                ops.mul(layer.weight.data, shrink, out=layer.weight.data)
         opt.step()
         return cost
 
@@ -449,7 +450,7 @@ class Network(Module):
             monitor_evaluation_cost: bool = False, monitor_evaluation_accuracy: bool = False,
             monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
             early_stopping_n: int = 0, verbose: bool = True,
-            progress: Callable[..., Iterable[int]] | None = None) -> History:
+            progress: Callable[..., Iterable[int]] | None = None, jit: bool = False) -> History:
         """Train by mini-batch stochastic gradient descent (sec. 2.2, eqs. 2.4-2.6).
 
         Each epoch shuffles the training data with the network's seeded generator, splits it
@@ -480,6 +481,10 @@ class Network(Module):
         `progress`, if given, wraps each epoch's iterable of mini-batch start indices and is
         called as ``progress(iterable, total=number_of_mini_batches, desc="Epoch k")``;
         `tqdm.tqdm` fits.
+
+        ``jit=True`` captures the training step once per mini-batch shape and replays it
+        (`tinygrad_nn.jit`): the same numpy calls in the same order, so the same seed gives
+        the same weights to the last bit, in about half the time at mini-batches of 10.
 
         Returns a `History`: the sequel's four lists (evaluation_cost, evaluation_accuracy,
         training_cost, training_accuracy), with `.epochs`, one `EpochStats` per epoch.
@@ -521,9 +526,17 @@ class Network(Module):
             evaluation = X_eval, T_eval, self._targets(T_eval)
         sequel = bool(lmbda or evaluation is not None or early_stopping_n
                       or any(monitors.values()))
+        if not isinstance(jit, (bool, np.bool_)):
+            raise ValueError(f"SGD: jit must be True or False, got {jit!r}")
         opt = optim.SGD(self.parameters(), eta)
         n = len(X)
         shrink = 1.0 - eta * lmbda / n  # the sequel's weight decay factor; 1 without lmbda
+
+        def step(X_batch: np.ndarray, Y_batch: np.ndarray) -> None:
+            self._step(X_batch, Y_batch, opt, shrink)
+
+        if jit:
+            step = capture_and_replay(step)
         stats_list: list[EpochStats] = []
         lists: tuple[list, list, list, list] = ([], [], [], [])
         best_accuracy, no_accuracy_change = 0, 0
@@ -536,7 +549,7 @@ class Network(Module):
                 # Gather each mini-batch rather than copy the shuffled data set each epoch:
                 # memory stays flat (no second copy of X alive while the next is made).
                 batch = order[k:k + mini_batch_size]
-                self._step(X[batch], Y[batch], opt, shrink)
+                step(X[batch], Y[batch])
             stats = self._epoch_stats(epoch, X, Y, lmbda, test, evaluation, monitors,
                                       need_accuracy=bool(early_stopping_n))
             stats_list.append(stats)

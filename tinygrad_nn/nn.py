@@ -101,6 +101,13 @@ class Module:
     """
 
     training: bool = True  # a class default, so subclasses need not call an __init__
+    _assignments = 0  # counts tensors and modules assigned to any module's attributes
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # `jit` watches the count: a parameter or layer replaced makes it capture again.
+        if isinstance(value, (Tensor, Module, list, tuple)):
+            Module._assignments += 1
+        object.__setattr__(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -354,9 +361,10 @@ class Dropout(Module):
         x = _tensor(x)
         if not self.training or self.p == 0:
             return x
-        keep = np.asarray(self.rng.random(x.shape) >= self.p)
+        # Drawn and scaled through primitives, so a `jit` replay draws a fresh mask too.
+        keep = ops.greater_equal(ops.uniform(shape=x.shape, rng=self.rng), self.p)
         dtype = x.dtype if x.dtype.kind == "f" else np.float64
-        return ops.mul(x, (keep / (1 - self.p)).astype(dtype))  # the mask is a constant
+        return ops.mul(x, ops.cast(ops.div(keep, 1 - self.p), dtype=dtype))  # a constant
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p!r})"

@@ -16,7 +16,9 @@ update rules and defaults exactly, so results can be compared number for number:
   the parameters directly, p ← p - lr · λ · p, before the Adam step ("decoupled" decay).
 
 Every update is done *in place* on `p.data` (layers holding the arrays see the new values),
-with per-parameter state arrays allocated once and reused, so a step allocates nothing.
+with per-parameter state arrays allocated once and reused, so a step allocates nothing. The
+arithmetic goes through the primitives of `ops` with ``out=``, so that `jit` records it; the
+step count ``state["step"]`` is a 0-d array for the same reason (as in PyTorch, a tensor).
 
 Parameter groups (PyTorch's way) give some parameters other hyperparameters, most often to
 exempt biases from weight decay. `decay_groups` builds the usual split:
@@ -40,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from . import ops
+from .jit import watch
 from .tensor import Tensor
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler",
@@ -182,8 +186,13 @@ class Optimizer:
         state = self.state.get(id(p))
         if state is None:
             # One scratch array per parameter, reused by every step (numpy's out=).
-            state = self.state[id(p)] = {"step": 0, "scratch": np.empty_like(p.data)}
+            state = self.state[id(p)] = {"step": np.zeros(()),
+                                         "scratch": np.empty_like(p.data)}
         return state
+
+    def _hyperparameters(self) -> tuple:
+        return tuple(tuple((k, v) for k, v in group.items() if k != "params")
+                     for group in self.param_groups)
 
     @property
     def lr(self) -> float:
@@ -239,6 +248,7 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter that has a gradient (see the class docstring)."""
+        watch(self._hyperparameters)
         for group in self.param_groups:
             lr, mu, decay = group["lr"], group["momentum"], group["weight_decay"]
             if mu == 0 and decay == 0:
@@ -251,32 +261,27 @@ class SGD(Optimizer):
                 g, x, state = p.grad.data, p.data, self._state(p)
                 s = state["scratch"]
                 if decay:
-                    np.multiply(x, decay, out=s)
-                    s += g
+                    ops.mul(x, decay, out=s)
+                    ops.add(s, g, out=s)
                     g = s  # g + λp, never written into p.grad
                 if mu:
                     b = state.get("momentum_buffer")
-                    if b is None:
-                        b = state["momentum_buffer"] = np.array(g, copy=True)  # b = g
-                    else:
-                        b *= mu
-                        b += g
+                    if b is None:  # μ·0 + g = g: PyTorch's b = g at the first step
+                        b = state["momentum_buffer"] = np.zeros_like(x)
+                    ops.mul(b, mu, out=b)
+                    ops.add(b, g, out=b)
                     if nesterov:
-                        if g is s:  # s already holds g + λp; add μb through a second array
-                            t = state.get("scratch2")
-                            if t is None:
-                                t = state["scratch2"] = np.empty_like(x)
-                            np.multiply(b, mu, out=t)
-                            s += t
-                        else:
-                            np.multiply(b, mu, out=s)
-                            s += g
+                        t = state.get("scratch2")
+                        if t is None:
+                            t = state["scratch2"] = np.empty_like(x)
+                        ops.mul(b, mu, out=t)
+                        ops.add(g, t, out=s)
                         g = s
                     else:
                         g = b
-                np.multiply(g, lr, out=s)
-                x -= s
-                state["step"] += 1
+                ops.mul(g, lr, out=s)
+                ops.sub(x, s, out=x)
+                ops.add(state["step"], 1.0, out=state["step"])
 
     def _plain_step(self, params: list[Tensor], lr: float) -> None:
         # The tutorial's rule and Network's hot loop: two in-place ufuncs per parameter.
@@ -288,8 +293,8 @@ class SGD(Optimizer):
                 if entry is None:
                     entry = self._state(p)
                 s = entry["scratch"]
-                np.multiply(grad.data, lr, out=s)
-                p.data -= s
+                ops.mul(grad.data, lr, out=s)
+                ops.sub(p.data, s, out=p.data)
 
 
 class Adam(Optimizer):
@@ -323,6 +328,7 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One Adam update of every parameter that has a gradient."""
+        watch(self._hyperparameters)
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             decay = group["weight_decay"]
@@ -333,35 +339,44 @@ class Adam(Optimizer):
                 if "exp_avg" not in state:
                     state["exp_avg"] = np.zeros_like(x)
                     state["exp_avg_sq"] = np.zeros_like(x)
+                    state["step_size"] = np.zeros(())
+                    state["root_correction"] = np.zeros(())
                 m, v, s = state["exp_avg"], state["exp_avg_sq"], state["scratch"]
-                state["step"] += 1
-                t = state["step"]
+                t, step_size, root = state["step"], state["step_size"], state["root_correction"]
+                ops.add(t, 1.0, out=t)
                 if decay:
                     if self._decoupled:  # AdamW: p ← p - lr·λ·p, apart from the gradient
-                        x *= 1.0 - lr * decay
+                        ops.mul(x, 1.0 - lr * decay, out=x)
                     else:  # Adam: L2, g ← g + λp (into a second array, never into p.grad)
                         d = state.get("scratch2")
                         if d is None:
                             d = state["scratch2"] = np.empty_like(x)
-                        np.multiply(x, decay, out=d)
-                        d += g
+                        ops.mul(x, decay, out=d)
+                        ops.add(d, g, out=d)
                         g = d
                 # m ← β₁ m + (1 - β₁) g and v ← β₂ v + (1 - β₂) g², in place.
-                m *= beta1
-                np.multiply(g, 1.0 - beta1, out=s)
-                m += s
-                v *= beta2
-                np.multiply(g, g, out=s)
-                s *= 1.0 - beta2
-                v += s
+                ops.mul(m, beta1, out=m)
+                ops.mul(g, 1.0 - beta1, out=s)
+                ops.add(m, s, out=m)
+                ops.mul(v, beta2, out=v)
+                ops.mul(g, g, out=s)
+                ops.mul(s, 1.0 - beta2, out=s)
+                ops.add(v, s, out=v)
+                # The bias corrections from the step count t, as arrays so a replay
+                # recomputes them: lr / (1 - β₁ᵗ) and √(1 - β₂ᵗ).
+                ops.pow(beta1, t, out=step_size)
+                ops.sub(1.0, step_size, out=step_size)
+                ops.div(lr, step_size, out=step_size)
+                ops.pow(beta2, t, out=root)
+                ops.sub(1.0, root, out=root)
+                ops.sqrt(root, out=root)
                 # p ← p - (lr / (1 - β₁ᵗ)) · m / (√v / √(1 - β₂ᵗ) + ε), PyTorch's order.
-                step_size = lr / (1.0 - beta1 ** t)
-                np.sqrt(v, out=s)
-                s /= math.sqrt(1.0 - beta2 ** t)
-                s += eps
-                np.divide(m, s, out=s)
-                s *= step_size
-                x -= s
+                ops.sqrt(v, out=s)
+                ops.div(s, root, out=s)
+                ops.add(s, eps, out=s)
+                ops.div(m, s, out=s)
+                ops.mul(s, step_size, out=s)
+                ops.sub(x, s, out=x)
 
 
 class AdamW(Adam):

@@ -19,11 +19,13 @@ Axis = int | tuple[int, ...] | None
 
 
 class _GradMode:
-    """Whether primitives record the graph (`no_grad` switches it off) and
-    whether they check for NaN and inf (`detect_anomaly` switches it on)."""
+    """Whether primitives record the graph (`no_grad` switches it off),
+    whether they check for NaN and inf (`detect_anomaly` switches it on) and
+    the tape that `jit` is capturing a step on (None when it is not)."""
 
     enabled = True
     anomaly = False
+    tape: Any = None
 
 
 class no_grad:
@@ -178,6 +180,8 @@ class Tensor:
 
     def item(self) -> float:
         """The single element as a Python number."""
+        if _GradMode.tape is not None:
+            _GradMode.tape.read_value(self, "item()")
         if self.data.size != 1:
             raise ValueError(
                 f"item: only a tensor with exactly one element converts to a Python number, "
@@ -234,6 +238,8 @@ class Tensor:
         return len(self.data)
 
     def __bool__(self) -> bool:
+        if _GradMode.tape is not None:
+            _GradMode.tape.read_value(self, "bool()")
         if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; "
@@ -259,13 +265,13 @@ class Tensor:
     def __neg__(self): return ops.neg(self)
     def __pos__(self): return self
 
-    # Comparisons are not differentiable: they give boolean tensors off the graph.
-    def __lt__(self, other): return _compare(np.less, self, other)
-    def __le__(self, other): return _compare(np.less_equal, self, other)
-    def __gt__(self, other): return _compare(np.greater, self, other)
-    def __ge__(self, other): return _compare(np.greater_equal, self, other)
-    def __eq__(self, other): return _compare(np.equal, self, other)  # type: ignore[override]
-    def __ne__(self, other): return _compare(np.not_equal, self, other)  # type: ignore[override]
+    # Comparisons are not differentiable: primitives with no VJP, giving boolean tensors.
+    def __lt__(self, other): return ops.less(self, other)
+    def __le__(self, other): return ops.less_equal(self, other)
+    def __gt__(self, other): return ops.greater(self, other)
+    def __ge__(self, other): return ops.greater_equal(self, other)
+    def __eq__(self, other): return ops.equal(self, other)  # type: ignore[override]
+    def __ne__(self, other): return ops.not_equal(self, other)  # type: ignore[override]
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.getitem(self, index=_plain_index(index))
@@ -359,10 +365,6 @@ class Tensor:
     def T(self) -> Tensor:
         """The axes reversed: the matrix transpose for 2-D."""
         return ops.transpose(self, axes=None)
-
-
-def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
-    return Tensor._make(ufunc(to_array(a), to_array(b)))
 
 
 def _plain_index(index: Any) -> Any:

@@ -11,6 +11,8 @@ import inspect
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -29,6 +31,7 @@ MODULES = [
     ("tinygrad_nn.perceptron", "perceptrons and logic from NAND gates"),
     ("tinygrad_nn.network", "the tutorial's Network"),
     ("tinygrad_nn.training", "a training loop for modules"),
+    ("tinygrad_nn.jit", "capture a training step once, replay it as plain numpy calls"),
     ("tinygrad_nn.datasets", "data: the embedded digits and MNIST-format files"),
     ("tinygrad_nn.viz", "the computation graph as a picture"),
     ("tinygrad_nn.explain", "BP1–BP4 beside autograd, layer by layer"),
@@ -71,7 +74,12 @@ def signature(name: str, obj) -> str:
     from tinygrad_nn.ops import Primitive
 
     if isinstance(obj, Primitive):  # its inputs and params are those its VJPs take after (g, out)
-        params = list(inspect.signature(obj.vjps[0]).parameters)[2:]
+        if obj.vjps:
+            params = list(inspect.signature(obj.vjps[0]).parameters)[2:]
+        elif isinstance(obj.forward, np.ufunc):  # not differentiable: the forward's inputs
+            params = ["x", "y"][:obj.forward.nin]
+        else:
+            params = [p for p in inspect.signature(obj.forward).parameters if p != "out"]
         return f"{name}({', '.join(params)})"
     try:
         return f"{name}{inspect.signature(obj)}"
