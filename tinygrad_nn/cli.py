@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true",
                        help="print only the final test accuracy")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--jit", action="store_true",
+                       help="capture the training step once and replay it (same results, "
+                            "faster at small mini-batches)")
 
     evaluate = sub.add_parser("evaluate", help="the accuracy of a saved network on the test "
                                                 "split",
@@ -153,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--seed", type=_count, default=0)
     explain.add_argument("--cost", choices=sorted(COSTS), default="quadratic")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.add_argument("--tape", action="store_true",
+                         help="instead, print one training step as jit captures it: the "
+                              "numbered numpy calls of the forward, backward and update")
+    explain.add_argument("--batch-size", type=_positive_int, default=10,
+                         help="the mini-batch of the step --tape shows (default: 10)")
 
     graph = sub.add_parser("graph", help="draw the computation graph of one training step",
                            description="Draw the graph of one training step of a small "
@@ -168,8 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .explain import explain
+    from .explain import explain, step_tape
 
+    if args.tape:
+        if args.json:
+            raise UsageError("--tape prints text; it has no --json form")
+        print(step_tape(args.sizes, args.batch_size, cost=args.cost, seed=args.seed))
+        return 0
     trace = explain(args.sizes, seed=args.seed, cost=args.cost)
     print(trace.to_json() if args.json else trace.to_text())
     return 0
@@ -283,7 +296,7 @@ def _train(args: argparse.Namespace) -> int:
         # The tutorial's (and with --lmbda the sequel's) loop, exactly as before these options.
         history = net.SGD(training_data, args.epochs, args.batch_size, eta,
                           test_data=validation_data, lmbda=args.lmbda, verbose=not args.quiet,
-                          progress=_progress_bar(args))
+                          progress=_progress_bar(args), jit=args.jit)
         costs = [s.training_cost for s in history.epochs]
         accuracies = [s.test_accuracy for s in history.epochs]
     else:
@@ -351,7 +364,7 @@ def _fit(args: argparse.Namespace, net: Network, eta: float, training_data: data
     validation = (validation_data.X, validation_data.one_hot())
     return training.fit(model, COSTS[args.cost], opt, train, epochs, args.batch_size,
                         validation, schedule=schedule, patience=args.patience, seed=net.rng,
-                        progress=_progress_bar(args), verbose=not args.quiet)
+                        progress=_progress_bar(args), verbose=not args.quiet, jit=args.jit)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -33,7 +33,8 @@ from . import backprop as bp
 from .ops import linear, sigmoid
 from .tensor import Tensor
 
-__all__ = ["LayerTrace", "NetworkGraph", "Trace", "explain", "network_graph", "random_network"]
+__all__ = ["LayerTrace", "NetworkGraph", "Trace", "explain", "network_graph", "random_network",
+           "step_tape"]
 
 _COST_NAMES = tuple(bp.COSTS)  # the same names as the reference, so both sides agree
 
@@ -311,3 +312,40 @@ def explain(sizes: Sequence[int] = (2, 3, 1), seed: int = 0, cost: str = "quadra
         sizes=sizes, seed=seed, cost=cost, x=x.tolist(), y=y.tolist(),
         cost_value=cost_value, cost_value_autograd=graph.cost.item(), layers=layers,
     )
+
+
+def step_tape(sizes: Sequence[int] = (2, 3, 1), batch_size: int = 10, cost: str = "quadratic",
+              seed: int = 0, eta: float = 3.0) -> str:
+    """One training step of ``Network(sizes)`` as `jit` captures it: the numpy calls, in order.
+
+    The step is the one `Network.SGD` takes (forward, cost, backward, the update of eqs.
+    2.5/2.6) on a random mini-batch of `batch_size` examples. Each line is one call a
+    replay makes, ``t7 = np.multiply(t5, t6)`` with the shapes it reads and writes; the
+    forward, backward and update parts are marked. ``x`` and ``y`` are the mini-batch,
+    ``w2, b2, ...`` the parameters (w^l, b^l), ``s1, ...`` the optimizer's buffers.
+
+    >>> print(step_tape((2, 3, 1), batch_size=4).splitlines()[1])
+    forward:
+    """
+    from . import optim
+    from .jit import jit
+    from .network import Network
+
+    sizes = _check_sizes("step_tape", sizes)
+    net = Network(sizes, cost=cost, seed=seed)
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch_size, sizes[0]))
+    y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], batch_size)]
+    opt = optim.SGD(net.parameters(), eta)
+
+    @jit
+    def step(x: np.ndarray, y: np.ndarray) -> None:
+        net._step(x, y, opt)
+
+    names = {}
+    for l, layer in enumerate(net.layers, start=2):
+        names[id(layer.weight.data)] = f"w{l}"
+        names[id(layer.bias.data)] = f"b{l}"
+    listing = step.tape(x, y, names=names, input_names=["x", "y"])
+    return (f"One SGD step of Network({list(sizes)}), {cost} cost, mini-batch of {batch_size}, "
+            f"eta {eta}, as jit replays it:\n{listing}")

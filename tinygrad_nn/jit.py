@@ -457,66 +457,79 @@ class jit:
         self.plans[key].verified = True
         return result
 
-    def tape(self, *args: Any, names: dict[int, str] | None = None, **kwargs: Any) -> str:
+    def tape(self, *args: Any, names: dict[int, str] | None = None,
+             input_names: list[str] | None = None, **kwargs: Any) -> str:
         """The step captured for these arguments as a numbered list of numpy calls.
 
         Captures (and so runs) the step once if it has no plan for them yet. `names` maps
-        ``id(array)`` to a name to show (a parameter's) instead of a generic one.
+        ``id(array)`` to a name to show (a parameter's), `input_names` names the array
+        arguments; see `describe`.
         """
         key, _ = self._split(args, kwargs)
         if key not in self.plans:
             self.captures += 1
             self._capture(key, args, kwargs)
-        return describe(self.plans[key], names or {})
+        return describe(self.plans[key], names, input_names)
 
 
-def describe(plan: Plan, names: dict[int, str]) -> str:
-    """A plan as numbered lines, ``t7 = np.multiply(t5, t6)  (10, 30) (10, 30) -> (10, 30)``."""
-    label = dict(names)
+def describe(plan: Plan, names: dict[int, str] | None = None,
+             input_names: list[str] | None = None) -> str:
+    """A plan as numbered lines, ``t7 = np.multiply(t5, t6)  (10, 30) (10, 30) -> (10, 30)``.
+
+    Arrays are named ``t<k>`` (made by entry k), ``p<n>`` (parameters), ``s<n>`` (state
+    written in place: optimizer buffers), ``c<n>`` (constants), the step's inputs by
+    `input_names` (default ``in1, in2, ...``) and any array in `names` (by id) by its name.
+    A 0-d constant is shown as its value.
+    """
+    label = dict(names or {})
     for i, a in enumerate(plan.inputs):
-        label.setdefault(id(a), f"in{i + 1}")
+        label.setdefault(id(a), input_names[i] if input_names and i < len(input_names)
+                         else f"in{i + 1}")
     for n, (_, a) in enumerate(plan.leaves):
         label.setdefault(id(a), f"p{n + 1}")
-    counts = {"state": 0, "const": 0}
+    origins = plan.origins()
+    counts = {"s": 0, "c": 0}
 
     def name(x: Any) -> str:
         if not isinstance(x, np.ndarray):
             return repr(x.item() if isinstance(x, np.generic) else x)
         if id(x) not in label:
-            kind = "const" if x.size <= 1 else "state"
+            if origins.get(id(x)) == "outside" and x.ndim == 0:
+                return repr(x.item())
+            kind = "s" if origins.get(id(x)) == "state" else "c"
             counts[kind] += 1
-            label[id(x)] = f"{kind[0]}{counts[kind]}"
+            label[id(x)] = f"{kind}{counts[kind]}"
         return label[id(x)]
 
-    lines, phase, step = [], None, 0
+    rows: list[tuple[str, str, str]] = []  # (number, call, shapes), or a phase heading
+    phase, step = None, 0
     for k, (e, live) in enumerate(zip(plan.entries, plan.live)):
         if e.phase != phase:
             phase = e.phase
-            lines.append(f"{phase}:")
+            rows.append(("", f"{phase}:", ""))
         inputs = [name(x) for x in e.inputs]
         params = [f"{key}={value!r}" for key, value in e.params.items()
                   if key != "offsets" and not isinstance(value, (np.ndarray, np.random.Generator))]
-        call, _ = _replay_call(e)
-        if e.inplace:
-            target = name(e.out)
-        else:
-            target = label.setdefault(id(e.out), f"t{k + 1}")
+        target = name(e.out) if e.inplace else label.setdefault(id(e.out), f"t{k + 1}")
         fn = e.op.forward
         what = f"np.{fn.__name__}" if isinstance(fn, np.ufunc) else e.op.name
-        text = f"{target} = {what}({', '.join(inputs + params)})"
-        if e.inplace:
-            text += "  in place"
+        text = f"{target} = {what}({', '.join(inputs + params)})" + (
+            "  in place" if e.inplace else "")
         shapes = " ".join(str(np.shape(x)) for x in e.inputs if isinstance(x, np.ndarray))
+        shapes += f" -> {e.out.shape}"
+        call, _ = _replay_call(e)
         if not live:
-            lines.append(f"     -  {text:<52} {shapes} -> {e.out.shape}  unused: not replayed")
+            rows.append(("-", text, shapes + "  unused: not replayed"))
         elif call is None:
-            lines.append(f"     -  {text:<52} {shapes} -> {e.out.shape}  view: no work")
+            rows.append(("-", text, shapes + "  view: no work"))
         else:
             step += 1
-            lines.append(f"  {step:>4}  {text:<52} {shapes} -> {e.out.shape}")
+            rows.append((str(step), text, shapes))
+    width = max(len(text) for number, text, _ in rows if number)
+    lines = [f"  {number:>4}  {text:<{width}}  {shapes}" if number else text
+             for number, text, shapes in rows]
     unused = plan.live.count(False)
     views = len(plan.entries) - len(plan.calls) - unused
     lines.append(f"{len(plan.calls)} calls replayed ({views} views need no work, {unused} "
                  f"unused results are skipped); {plan.allocating} allocate a temporary")
     return "\n".join(lines)
-

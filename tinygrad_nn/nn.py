@@ -101,12 +101,12 @@ class Module:
     """
 
     training: bool = True  # a class default, so subclasses need not call an __init__
-    _assignments = 0  # counts tensors and modules assigned to any module's attributes
+    _assignments = 0  # counts assignments to any module's attributes
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # `jit` watches the count: a parameter or layer replaced makes it capture again.
-        if isinstance(value, (Tensor, Module, list, tuple)):
-            Module._assignments += 1
+        # `jit` watches the count: a layer or parameter replaced, or train()/eval(), makes
+        # it capture again, since a captured step has those baked in.
+        Module._assignments += 1
         object.__setattr__(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

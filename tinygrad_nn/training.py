@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .datasets import Dataset
+from .jit import jit as capture_and_replay
 from .optim import LRScheduler, Optimizer
 from .tensor import Tensor, no_grad
 
@@ -211,7 +212,7 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
         schedule: LRScheduler | None = None, patience: int | None = None,
         seed: int | np.random.Generator | None = None,
         progress: Callable[..., Iterable[int]] | None = None,
-        verbose: bool = True) -> FitHistory:
+        verbose: bool = True, jit: bool = False) -> FitHistory:
     """Train `model` by mini-batch gradient descent with `optimizer` for `epochs` epochs.
 
     Each epoch: `model.train()`; shuffle the training rows with the generator made from
@@ -234,6 +235,11 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
     ``progress(iterable, total=..., desc="Epoch k")`` (`tqdm.tqdm` fits); `verbose` prints one
     line per epoch. Raises ValueError if the cost becomes NaN or infinite (the learning rate
     is too large, most often). Returns a `FitHistory`.
+
+    ``jit=True`` captures the training step (forward, backward, optimizer step) once per
+    mini-batch shape and replays it (`tinygrad_nn.jit`); a schedule's new learning rate and
+    the switch to evaluation mode and back make it capture again. Integer labels are given
+    to the step as int64, so that the cost reads them where the replay copies each batch.
     """
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: optimizer must be an optimizer from tinygrad_nn.optim, got "
@@ -247,7 +253,11 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
             raise ValueError("fit: patience (early stopping) needs validation_data")
     if schedule is not None and getattr(schedule, "optimizer", optimizer) is not optimizer:
         raise ValueError("fit: the schedule belongs to another optimizer")
+    if not isinstance(jit, (bool, np.bool_)):
+        raise ValueError(f"fit: jit must be True or False, got {jit!r}")
     X, T = _arrays(training_data, "training_data")
+    if jit and T.dtype.kind in "iub":
+        T = T.astype(np.int64, copy=False)  # a conversion inside the step would be baked in
     validation = None if validation_data is None else _arrays(validation_data, "validation_data")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     params = optimizer.params
@@ -256,6 +266,16 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
     best: Evaluation | None = None
     best_arrays: list[np.ndarray] | None = None
     since_best = 0
+
+    def step(x: np.ndarray, t: np.ndarray) -> Tensor:
+        c = cost(model(x), t)
+        optimizer.zero_grad()
+        c.backward()
+        optimizer.step()
+        return c
+
+    if jit:
+        step = capture_and_replay(step)
     for epoch in range(int(epochs)):
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -268,11 +288,7 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
         for k in starts:
             batch = order[k:k + batch_size]  # gathered per batch: no copy of the data set
             x, t = X[batch], T[batch]
-            c = cost(model(x), t)
-            optimizer.zero_grad()
-            c.backward()
-            optimizer.step()
-            total += c.item() * len(x)
+            total += step(x, t).item() * len(x)
         train_cost = total / n
         if not math.isfinite(train_cost):
             raise ValueError(f"fit: the training cost became {train_cost} in epoch {epoch} "
