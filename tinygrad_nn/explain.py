@@ -343,9 +343,9 @@ def step_tape(sizes: Sequence[int] = (2, 3, 1), batch_size: int = 10, cost: str 
         net._step(x, y, opt)
 
     names = {}
-    for l, layer in enumerate(net.layers, start=2):
-        names[id(layer.weight.data)] = f"w{l}"
-        names[id(layer.bias.data)] = f"b{l}"
+    for layer_number, layer in enumerate(net.layers, start=2):
+        names[id(layer.weight.data)] = f"w{layer_number}"
+        names[id(layer.bias.data)] = f"b{layer_number}"
     listing = step.tape(x, y, names=names, input_names=["x", "y"])
     return (f"One SGD step of Network({list(sizes)}), {cost} cost, mini-batch of {batch_size}, "
             f"eta {eta}, as jit replays it:\n{listing}")
