@@ -131,7 +131,8 @@ def check_labels(name: str, labels: Any, n: int, classes: int) -> np.ndarray:
         row = int(np.argmax(bad))
         raise ValueError(f"{name}: row {row} has label {labels[row]}, outside 0..{classes - 1} "
                          f"for {classes} classes")
-    return labels.astype(np.int64, copy=False)
+    # A conversion through the cast primitive, so that a `jit` replay converts each batch.
+    return labels if labels.dtype == np.int64 else ops.cast(labels, dtype=np.dtype(np.int64))
 
 
 def _probabilities(name: str, target: Any, like: Tensor, what: str) -> Any:
@@ -152,7 +153,8 @@ def _probabilities(name: str, target: Any, like: Tensor, what: str) -> Any:
                          f"is {values[index]}")
     if isinstance(target, Tensor):
         return target
-    return values.astype(like.dtype if like.dtype.kind == "f" else np.float64, copy=False)
+    dtype = like.dtype if like.dtype.kind == "f" else np.dtype(np.float64)
+    return values if values.dtype == dtype else ops.cast(values, dtype=dtype)  # (as labels)
 
 
 def nll_loss(log_probs: Any, labels: Any) -> Tensor:

@@ -238,8 +238,7 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
 
     ``jit=True`` captures the training step (forward, backward, optimizer step) once per
     mini-batch shape and replays it (`tinygrad_nn.jit`); a schedule's new learning rate and
-    the switch to evaluation mode and back make it capture again. Integer labels are given
-    to the step as int64, so that the cost reads them where the replay copies each batch.
+    the switch to evaluation mode and back make it capture again.
     """
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: optimizer must be an optimizer from tinygrad_nn.optim, got "
@@ -256,8 +255,6 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
     if not isinstance(jit, (bool, np.bool_)):
         raise ValueError(f"fit: jit must be True or False, got {jit!r}")
     X, T = _arrays(training_data, "training_data")
-    if jit and T.dtype.kind in "iub":
-        T = T.astype(np.int64, copy=False)  # a conversion inside the step would be baked in
     validation = None if validation_data is None else _arrays(validation_data, "validation_data")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     params = optimizer.params
