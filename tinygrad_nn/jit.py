@@ -167,6 +167,27 @@ def _replay_call(e: Entry) -> tuple[Callable[[], Any] | None, bool]:
     return functools.partial(_copy_into, out, op.forward, inputs, e.params), True
 
 
+def _arrays_in(values: Any) -> list[np.ndarray]:
+    """The arrays among `values`, looking inside tuples and lists (an index such as
+    ``(np.arange(n), labels)`` is a parameter that holds arrays)."""
+    found = []
+    for x in values:
+        if isinstance(x, np.ndarray):
+            found.append(x)
+        elif isinstance(x, (tuple, list)):
+            found += _arrays_in(x)
+    return found
+
+
+def _without_arrays(value: Any) -> Any:
+    """A parameter with each array replaced by its shape: what a tape bakes in by value."""
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape)
+    if isinstance(value, (tuple, list)):
+        return tuple(_without_arrays(v) for v in value)
+    return value
+
+
 def _live(entries: list[Entry], outputs: list[np.ndarray],
           leaves: list[tuple[Tensor, np.ndarray]]) -> list[bool]:
     """Which entries a replay must run: those whose result is seen after the step.
@@ -182,8 +203,7 @@ def _live(entries: list[Entry], outputs: list[np.ndarray],
         e = entries[k]
         if e.inplace or id(e.out) in needed:
             live[k] = True
-            needed.update(id(x) for x in (*e.inputs, *e.params.values())
-                          if isinstance(x, np.ndarray))
+            needed.update(id(x) for x in _arrays_in((*e.inputs, *e.params.values())))
     return live
 
 
@@ -286,9 +306,8 @@ class Plan:
         for array in self.state:
             found.setdefault(id(array), "state")
         for k, e in enumerate(self.entries):
-            for x in e.inputs:
-                if isinstance(x, np.ndarray):
-                    found.setdefault(id(x), "outside")
+            for x in _arrays_in((*e.inputs, *e.params.values())):
+                found.setdefault(id(x), "outside")
             found.setdefault(id(e.out), f"op {k + 1}")
         return found
 
@@ -313,17 +332,19 @@ def _difference(first: Plan, replayed: list[np.ndarray], second: Plan) -> str | 
     for k, (a, b, value) in enumerate(zip(first.entries, second.entries, replayed)):
         if not first.live[k] or value.tobytes() == b.out.tobytes():
             continue
-        for i, (x, y) in enumerate(zip(a.inputs, b.inputs)):
+        read = zip((*a.inputs, *_arrays_in(a.params.values())),
+                   (*b.inputs, *_arrays_in(b.params.values())))
+        for x, y in read:
             outside = not isinstance(x, np.ndarray) or origins.get(id(x)) == "outside"
             if outside and np.asarray(x).tobytes() != np.asarray(y).tobytes():
-                return (f"op {k + 1}, {_shapes(a)}, read as input {i + 1} a value made "
+                return (f"op {k + 1}, {_shapes(a)}, read a value made "
                         f"outside tinygrad_nn's operations (with numpy directly, or from a "
                         f"Python number computed from the data), and it changed between "
                         f"calls: a replay would keep its first value. Compute it with "
                         f"tinygrad_nn operations (random numbers: ops.uniform with a seeded "
                         f"np.random.Generator), or pass it as an argument of the step")
-        changed = [key for key in a.params if not isinstance(a.params[key], np.ndarray)
-                   and a.params[key] != b.params.get(key)]
+        changed = [key for key in a.params if _without_arrays(a.params[key])
+                   != _without_arrays(b.params.get(key))]
         if changed:
             return (f"op {k + 1}, {_shapes(a)}, was called with {changed[0]}="
                     f"{a.params[changed[0]]!r} and then {b.params.get(changed[0])!r}: a "
