@@ -71,7 +71,8 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
     quiet = np.errstate(all="ignore") if _GradMode.anomaly else contextlib.nullcontext()
     if tape is not None:
         tape.phase = "backward"
-    with quiet, (contextlib.nullcontext() if create_graph else no_grad()):
+    # A capture's VJPs run on Tensors, but must not build a graph of their own.
+    with quiet, (no_grad() if as_tensors and not create_graph else contextlib.nullcontext()):
         for node in reversed(toposort(outputs)):
             g = grads.pop(id(node), None)  # freed as soon as it is used
             if g is None:
