@@ -15,6 +15,7 @@ from .costs import (
     quadratic_cost,
 )
 from .gradcheck import GradcheckError, gradcheck, numerical_grad
+from .jit import JitError, JitWarning, jit  # the decorator, as `tinygrad_nn.jit`
 from .network import EpochStats, History, Network
 from .nn import (
     Dropout,
@@ -43,6 +44,8 @@ __all__ = [
     "Flatten",
     "GradcheckError",
     "History",
+    "JitError",
+    "JitWarning",
     "LeakyReLU",
     "Linear",
     "Module",
@@ -65,6 +68,7 @@ __all__ = [
     "grad",
     "gradcheck",
     "is_grad_enabled",
+    "jit",
     "linear",
     "log",
     "matmul",
