@@ -948,3 +948,94 @@ def fuzz_indices(shape):
     single = (st.integers(-4, 4) | _fuzz_slices() | st.none() | st.just(Ellipsis)
               | st.lists(st.integers(-4, 4), max_size=3))
     return single | st.lists(single, min_size=1, max_size=4).map(tuple)
+
+
+# --- training steps for capture and replay (tests/test_jit.py) -------------------------------
+# Names only: tests/test_jit.py builds the models, costs and optimizers they stand for.
+
+#: Optimizer configurations: plain SGD, momentum, Nesterov with weight decay, Adam, AdamW.
+JIT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+#: Costs of a module's outputs: quadratic (eq. 2.1) on sigmoid outputs, softmax
+#: cross-entropy with integer labels, and the sequel's cross-entropy from logits.
+JIT_COSTS = ("quadratic", "cross_entropy", "binary_cross_entropy_with_logits")
+JIT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
+
+@dataclass
+class TrainingRun:
+    """A model and a sequence of training steps, by name: what one step of `jit` must replay.
+
+    `batch_sizes[k]` is the mini-batch of step k; the first three are equal, so the first
+    plan is captured, checked and replayed at least once. Labels for ``cross_entropy`` are
+    `label_dtype` integers; targets of the other costs are floats of `target_dtype` (None:
+    the model's dtype). `seed` seeds the weights and every mini-batch.
+    """
+
+    sizes: list[int]
+    activation: str
+    cost: str
+    optimizer: str
+    dtype: type
+    batch_sizes: list[int]
+    seed: int
+    label_dtype: type = np.int64
+    target_dtype: type | None = None
+
+    def describe(self) -> str:
+        return (f"sizes={self.sizes}, {self.activation}, cost {self.cost}, {self.optimizer}, "
+                f"{np.dtype(self.dtype).name}, batches {self.batch_sizes}, seed {self.seed}, "
+                f"labels {np.dtype(self.label_dtype).name}, targets {self.target_dtype}")
+
+
+@st.composite
+def training_runs(draw, min_layers: int = 2, max_layers: int = 4, max_width: int = 12,
+                  min_steps: int = 3, max_steps: int = 8, max_batch: int = 8) -> TrainingRun:
+    """An architecture (widths 1 to `max_width`), an activation, a cost, an optimizer, a dtype
+    (float64 or float32) and `min_steps` to `max_steps` mini-batch sizes of two kinds."""
+    sizes = draw(architectures(min_layers, max_layers, max_width), label="sizes")
+    activation = draw(st.sampled_from(JIT_ACTIVATIONS), label="activation")
+    cost = draw(st.sampled_from(JIT_COSTS), label="cost")
+    optimizer = draw(st.sampled_from(JIT_OPTIMIZERS), label="optimizer")
+    dtype = draw(st.sampled_from([np.float64, np.float32]), label="dtype")
+    first = draw(st.integers(1, max_batch), label="first batch size")
+    other = draw(st.integers(1, max_batch), label="other batch size")
+    steps = draw(st.integers(max(min_steps, 3), max(max_steps, 3)), label="steps")
+    rest = draw(st.lists(st.sampled_from([first, other]), min_size=steps - 3,
+                         max_size=steps - 3), label="later batch sizes")
+    seed = draw(st.integers(0, 2**32 - 1), label="seed")
+    label_dtype = draw(st.sampled_from([np.int64, np.int32]), label="label dtype")
+    target_dtype = draw(st.sampled_from([None, np.float64]), label="target dtype")
+    return TrainingRun(sizes, activation, cost, optimizer, dtype, [first] * 3 + rest, seed,
+                       label_dtype, target_dtype)
+
+
+@dataclass
+class SGDRun:
+    """Arguments of `Network.SGD` on random data: `n` examples of which the last mini-batch
+    has `n % mini_batch_size` (when not 0) examples."""
+
+    sizes: list[int]
+    activation: str
+    n: int
+    mini_batch_size: int
+    epochs: int
+    eta: float
+    lmbda: float
+    seed: int
+
+
+@st.composite
+def sgd_runs(draw, max_layers: int = 4, max_width: int = 12) -> SGDRun:
+    """Network sizes, a mini-batch size of 1 to 10 and a data set of 1 to 4 full mini-batches
+    plus a remainder (often not 0: a short last mini-batch), 1 to 3 epochs, lmbda 0 or > 0."""
+    sizes = draw(architectures(2, max_layers, max_width), label="sizes")
+    activation = draw(st.sampled_from(JIT_ACTIVATIONS), label="activation")
+    mini_batch_size = draw(st.integers(1, 10), label="mini_batch_size")
+    full = draw(st.integers(1, 4), label="full mini-batches")
+    remainder = draw(st.integers(0, mini_batch_size - 1), label="short last mini-batch")
+    epochs = draw(st.integers(1, 3), label="epochs")
+    eta = draw(st.sampled_from([0.1, 1.0, 3.0]), label="eta")
+    lmbda = draw(st.sampled_from([0.0, 0.1, 5.0]), label="lmbda")
+    seed = draw(st.integers(0, 2**32 - 1), label="seed")
+    return SGDRun(sizes, activation, mini_batch_size * full + remainder, mini_batch_size,
+                  epochs, eta, lmbda, seed)

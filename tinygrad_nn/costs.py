@@ -30,11 +30,15 @@ __all__ = ["COSTS", "LOSSES", "binary_cross_entropy_with_logits", "clamp_epsilon
 
 
 def _prepare(name: str, a: Any, y: Any) -> tuple[Tensor, Any, int]:
-    """`a` as a Tensor, `y` as data, and n, the number of examples (rows)."""
+    """`a` and `y` as Tensors, and n, the number of examples (rows).
+
+    y becomes a Tensor (off the graph) so that every operation on it is a primitive, which
+    `jit` records: `1 - y` made by numpy would be baked into a replay.
+    """
     if not isinstance(a, Tensor):
         a = Tensor(a)
     if not isinstance(y, Tensor):
-        y = to_array(y)
+        y = Tensor(y)
     if a.shape != y.shape:
         raise ValueError(
             f"{name}: the outputs a have shape {a.shape} but the desired outputs y have shape "

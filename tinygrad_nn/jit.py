@@ -145,8 +145,8 @@ def _as_operand(x: Any, arrays: list[np.ndarray]) -> Any:
     return np.asarray(x, dtype=np.result_type(x, *arrays) if arrays else None)
 
 
-def _replay_call(e: Entry) -> tuple[Callable[[], Any] | None, bool]:
-    """The call that redoes `e` into its own output array, and whether it allocates.
+def _replay_calls(e: Entry) -> tuple[list[Callable[[], Any]], bool]:
+    """The calls that redo `e` into its own output array, and whether they allocate.
 
     None for a view (a reshape, a transpose, a basic slice): it shares its input's memory,
     so it follows the input with no work at all.
@@ -154,17 +154,23 @@ def _replay_call(e: Entry) -> tuple[Callable[[], Any] | None, bool]:
     op, inputs, out = e.op, e.inputs, e.out
     if not e.inplace and any(isinstance(x, np.ndarray) and np.may_share_memory(out, x)
                              for x in inputs):
-        return None, False
+        return [], False
     if isinstance(op.forward, np.ufunc):
         arrays = [x for x in inputs if isinstance(x, np.ndarray)]
-        return functools.partial(op.forward, *[_as_operand(x, arrays) for x in inputs],
-                                 out), False
+        operands, calls = [_as_operand(x, arrays) for x in inputs], []
+        for i, x in enumerate(operands):
+            if x.ndim and x.shape != out.shape and op.forward.signature is None:
+                # numpy buffers a broadcasting operand, allocating on every call; a copy
+                # into an array of out's shape (no buffer needed) gives the same sums.
+                operands[i] = np.empty(out.shape, x.dtype)
+                calls.append(functools.partial(np.copyto, operands[i], x))
+        return [*calls, functools.partial(op.forward, *operands, out)], False
     if op.takes_out:
         params = dict(e.params, out=out)
         if op.work is not None:
             params["work"] = op.work(*inputs, **e.params)
-        return functools.partial(op.forward, *inputs, **params), False
-    return functools.partial(_copy_into, out, op.forward, inputs, e.params), True
+        return [functools.partial(op.forward, *inputs, **params)], False
+    return [functools.partial(_copy_into, out, op.forward, inputs, e.params)], True
 
 
 def _arrays_in(values: Any) -> list[np.ndarray]:
@@ -236,7 +242,8 @@ def _rebuild(shape: Any, arrays: list[np.ndarray]) -> Any:
         return arrays[body].copy()
     if kind is dict:
         return {k: _rebuild(v, arrays) for k, v in body.items()}
-    return kind(_rebuild(v, arrays) for v in body)
+    items = [_rebuild(v, arrays) for v in body]
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)  # a NamedTuple, or not
 
 
 class Plan:
@@ -257,11 +264,15 @@ class Plan:
         self.calls: list[Callable[[], Any]] = []
         self.allocating = 0
         self.live = _live(self.entries, outputs, self.leaves)
+        self.replayed: list[bool] = []  # per entry: does a replay run it?
         for e, live in zip(self.entries, self.live):
-            call, allocates = _replay_call(e) if live else (None, False)
-            if call is not None:
-                self.calls.append(call)
-                self.allocating += allocates
+            calls, allocates = _replay_calls(e) if live else ([], False)
+            self.calls += calls
+            self.allocating += allocates
+            self.replayed.append(bool(calls))
+        # Each parameter's .grad as this capture left it: a replay points them back here,
+        # for another plan (another mini-batch shape) may have been run in between.
+        self.grads = [(t, t.grad) for t, _ in self.leaves]
         # What a replay changes beyond its own buffers: parameters, optimizer state.
         state = {id(e.out): e.out for e in self.entries if e.inplace}
         self.state = list(state.values())
@@ -273,7 +284,7 @@ class Plan:
     def holds(self) -> bool:
         """Whether nothing the tape baked in has changed since the capture."""
         for tensor, array in self.leaves:
-            if tensor.data is not array:
+            if tensor.data is not array or not tensor.requires_grad:
                 return False
         for value, seen in self.watches:
             if value() != seen:
@@ -286,6 +297,8 @@ class Plan:
                 np.copyto(buffer, array)
         for call in self.calls:
             call()
+        for tensor, gradient in self.grads:
+            tensor.grad = gradient
         return _rebuild(self.result_shape, self.outputs)
 
     def save(self) -> tuple[list[np.ndarray], list[dict]]:
@@ -431,7 +444,7 @@ class jit:
             return self._check(plan, key, args, kwargs, arrays)
         return plan.replay(arrays)
 
-    def _capture(self, key: Hashable, args: tuple, kwargs: dict) -> Any:
+    def _capture(self, key: Hashable, args: tuple, kwargs: dict, warn: bool = True) -> Any:
         # The step runs on copies of its array arguments: those copies are the arrays a
         # replay copies each new mini-batch into.
         inputs: list[np.ndarray] = []
@@ -451,7 +464,7 @@ class jit:
             result = self.fn(*own_args, **own_kwargs)
         finally:
             _GradMode.tape = None
-        for read in tape.value_reads:
+        for read in tape.value_reads if warn else ():  # (the check's rerun warned already)
             warnings.warn(f"{self._who}: the step read a value during its capture ({read}); "
                           f"a replay does not run Python, so whatever was decided from that "
                           f"value stays as it was decided at capture", JitWarning, stacklevel=3)
@@ -469,7 +482,7 @@ class jit:
         plan.replay(arrays)
         replayed = [e.out.copy() for e in plan.entries]
         plan.restore(saved)
-        result = self._capture(key, args, kwargs)
+        result = self._capture(key, args, kwargs, warn=False)
         problem = _difference(plan, replayed, self.plans[key])
         if problem is not None:
             plan.restore(saved)
@@ -524,7 +537,7 @@ def describe(plan: Plan, names: dict[int, str] | None = None,
 
     rows: list[tuple[str, str, str]] = []  # (number, call, shapes), or a phase heading
     phase, step = None, 0
-    for k, (e, live) in enumerate(zip(plan.entries, plan.live)):
+    for k, (e, live, replayed) in enumerate(zip(plan.entries, plan.live, plan.replayed)):
         if e.phase != phase:
             phase = e.phase
             rows.append(("", f"{phase}:", ""))
@@ -538,10 +551,9 @@ def describe(plan: Plan, names: dict[int, str] | None = None,
             "  in place" if e.inplace else "")
         shapes = " ".join(str(np.shape(x)) for x in e.inputs if isinstance(x, np.ndarray))
         shapes += f" -> {e.out.shape}"
-        call, _ = _replay_call(e)
         if not live:
             rows.append(("-", text, shapes + "  unused: not replayed"))
-        elif call is None:
+        elif not replayed:
             rows.append(("-", text, shapes + "  view: no work"))
         else:
             step += 1
@@ -550,7 +562,7 @@ def describe(plan: Plan, names: dict[int, str] | None = None,
     lines = [f"  {number:>4}  {text:<{width}}  {shapes}" if number else text
              for number, text, shapes in rows]
     unused = plan.live.count(False)
-    views = len(plan.entries) - len(plan.calls) - unused
-    lines.append(f"{len(plan.calls)} calls replayed ({views} views need no work, {unused} "
-                 f"unused results are skipped); {plan.allocating} allocate a temporary")
+    views = plan.live.count(True) - plan.replayed.count(True)
+    lines.append(f"{step} ops replayed ({views} views need no work, {unused} unused results "
+                 f"are skipped); {plan.allocating} allocate a temporary")
     return "\n".join(lines)

@@ -307,8 +307,8 @@ class Network(Module):
         self.num_layers = len(self.sizes)
         self.cost, self.activation, self.init, self.seed = cost, activation, init, seed
         self.rng = np.random.default_rng(seed)
-        self.layers = [Linear(n_in, n_out, init, self.rng)
-                       for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
+        self.layers = tuple(Linear(n_in, n_out, init, self.rng)
+                            for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
         self._cost_fn = COSTS[cost]
         self._act = ACTIVATIONS[activation]
 

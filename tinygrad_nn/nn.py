@@ -84,6 +84,9 @@ def init_weights(shape: tuple[int, int], scheme: str = "standard",
     return weight
 
 
+_UNSET = object()
+
+
 class Module:
     """A piece of a network: `forward` computes, `parameters` lists what learning adjusts.
 
@@ -106,7 +109,8 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         # `jit` watches the count: a layer or parameter replaced, or train()/eval(), makes
         # it capture again, since a captured step has those baked in.
-        Module._assignments += 1
+        if vars(self).get(name, _UNSET) is not value:
+            Module._assignments += 1
         object.__setattr__(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -383,7 +387,7 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, "
                                 f"not a Module")
-        self.layers = list(layers)
+        self.layers = tuple(layers)  # replace a layer by assigning `layers`: jit sees that
 
     def _members(self) -> Iterator[tuple[str, Any]]:
         # PyTorch's names: a Sequential's layers are "0", "1", ..., not "layers.0".

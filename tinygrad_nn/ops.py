@@ -181,13 +181,23 @@ _SIGMOID_FLOOR = {np.dtype(t): np.array(-np.floor(np.log(np.finfo(t).max)), dtyp
 _ONE = {np.dtype(t): np.ones((), dtype=t) for t in (np.float32, np.float64)}
 
 
-def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray,
-            out: np.ndarray | None = None) -> np.ndarray:
-    """z = x wᵀ + b (eq. 1.7 for rows of examples)."""
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
+            work: np.ndarray | None = None) -> np.ndarray:
+    """z = x wᵀ + b (eq. 1.7 for rows of examples).
+
+    Into `out`, b is first copied into `work`, an array of out's shape: numpy buffers a
+    broadcasting add, which would allocate on every call; the sums are the same.
+    """
     if out is None:
         return x @ w.T + b
     np.matmul(x, w.T, out=out)
-    return np.add(out, b, out=out)
+    np.copyto(work, b)
+    return np.add(out, work, out=out)
+
+
+def _linear_buffer(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    shape = np.broadcast_shapes(np.shape(x)[:-1] + (np.shape(w)[0],), np.shape(b))
+    return np.empty(shape, np.result_type(x, w, b))
 
 
 def _quadratic_cost(a: np.ndarray, y: np.ndarray, n: int, out: np.ndarray | None = None,
@@ -372,7 +382,8 @@ linear = Primitive("linear", _linear,
                    _linear_vjp_w,                  # BP4
                    lambda g, out, x, w, b: g.sum(axis=0) if g.ndim == 2 and b.ndim == 1 else g,
                    doc="z = x wᵀ + b, the weighted input of a layer (z^l = w^l a^{l-1} + b^l) "
-                       "for rows of examples x, with w of shape (n_out, n_in).")
+                       "for rows of examples x, with w of shape (n_out, n_in).",
+                   work=_linear_buffer)
 quadratic_cost = Primitive(
     "quadratic_cost", _quadratic_cost,
     lambda g, out, a, y, n: g * (a - y) * (1.0 / n),  # BP1's ∇_a C, averaged over n
