@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: the data, timing, and optional PyTorch."""
+"""Shared pieces of the benchmarks: the data, timing, and optional PyTorch and jax."""
 
 from __future__ import annotations
 
@@ -17,6 +17,19 @@ try:
     import torch
 except ImportError:  # optional: never a dependency
     torch = None
+
+
+def optional_jax():
+    """jax with float64 enabled, or None when it is not importable (never a dependency).
+
+    Imported on demand rather than with this module: importing jax takes a second.
+    """
+    try:
+        import jax
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    return jax
 
 
 def training_data(n: int = 50_000, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, str]:
@@ -39,6 +52,20 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def best_of_each(runs: list[tuple[str, Callable[[], object]]],
+                 repeat: int = 3) -> list[tuple[str, float]]:
+    """(name, best time in seconds) for each run: the runs are taken in turn, `repeat` rounds.
+
+    Interleaved, so that a burst of other work on the machine slows one run of several rows
+    rather than every run of one row: the ratios between rows hold up better.
+    """
+    times = {name: float("inf") for name, _ in runs}
+    for _ in range(repeat):
+        for name, fn in runs:
+            times[name] = min(times[name], best_of(fn, 1))
+    return list(times.items())
 
 
 def table(rows: list[tuple[str, float]], reference: str, unit: str = "s") -> str:

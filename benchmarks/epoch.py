@@ -1,12 +1,20 @@
 """One epoch of the tutorial's workload: [784, 30, 10], mini-batch 10, eta = 3.0, quadratic cost.
 
-Rows (same data, same shuffles, float64, one process, best of 3):
+Rows (same data, same shuffles, float64, one process, best of 3 taken in turn):
   Network.SGD                 tinygrad_nn's autograd (the library's training loop)
+  Network.SGD(jit=True)       the same loop with the step captured once and replayed
+                              (tinygrad_nn.jit); its capture is inside the timed epoch
   BP1-BP4 vectorized          the hand-derived reference in its mini-batch form driving the
                               same SGD loop: hand-written numpy, no autograd (the bar)
   lean hand-written numpy     the same algorithm inlined, in-place updates, no checks
   BP1-BP4 per example         the book's algorithm: backprop one example at a time
   PyTorch eager f64 / f32     the same network and SGD, when torch is importable
+  jax.jit                     the same network, cost and SGD as one jitted update function
+                              (jax.grad, float64), when jax is importable; its compile time
+                              is left out of the epoch and printed apart
+
+Then the cost of compiling: the first call of the jitted step (the capture) and the second
+(the check: a replay and an eager rerun), and the time of one replayed and one eager step.
 
 Run: python benchmarks/epoch.py [--examples N]
 """
@@ -14,11 +22,13 @@ Run: python benchmarks/epoch.py [--examples N]
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
-from common import best_of, table, torch, torch_sgd_epoch, training_data
+from common import best_of, best_of_each, optional_jax, table, torch, torch_sgd_epoch, training_data
 
-from tinygrad_nn import Network, backprop
+from tinygrad_nn import Network, backprop, optim
+from tinygrad_nn.jit import jit
 
 SIZES, BATCH, ETA = [784, 30, 10], 10, 3.0
 
@@ -27,8 +37,10 @@ def shuffles(n: int) -> np.ndarray:
     return np.random.default_rng(1).permutation(n)
 
 
-def run_network(X, Y) -> None:
-    Network(SIZES, seed=0).SGD((X, Y), 1, BATCH, ETA, verbose=False)
+def run_network(X, Y, compiled: bool = False) -> Network:
+    net = Network(SIZES, seed=0)
+    net.SGD((X, Y), 1, BATCH, ETA, verbose=False, jit=compiled)
+    return net
 
 
 def run_reference(update, X, Y) -> None:
@@ -65,6 +77,82 @@ def run_torch(X, Y, dtype) -> None:
     torch_sgd_epoch(list(zip(net.weights, net.biases)), X[order], Y[order], BATCH, ETA, dtype)
 
 
+def jax_sgd(jax, X, Y):
+    """(run, compile seconds) for jax.jit: run() an epoch, run(steps) only its first steps,
+    each giving the parameters as [(w2, b2), (w3, b3)].
+
+    The update is one function of (parameters, x, y), jitted, with the parameters donated
+    (updated in place where XLA can); it is compiled and warmed up here, so an epoch runs
+    only compiled code. X and Y are in the order the epoch visits them.
+    """
+    import jax.numpy as jnp
+
+    def cost(params, x, y):
+        a = x
+        for w, b in params:
+            a = jax.nn.sigmoid(a @ w.T + b)
+        return 0.5 * jnp.sum((a - y) ** 2) / x.shape[0]  # eq. 2.1 averaged over the batch
+
+    def update(params, x, y):
+        grads = jax.grad(cost)(params, x, y)
+        return [(w - ETA * gw, b - ETA * gb) for (w, b), (gw, gb) in zip(params, grads)]
+
+    update = jax.jit(update, donate_argnums=0)
+
+    def initial():
+        net = Network(SIZES, seed=0)
+        return [(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(net.weights, net.biases)]
+
+    def run(steps: int | None = None):
+        params = initial()
+        for k in range(0, len(X) if steps is None else steps * BATCH, BATCH):
+            params = update(params, X[k:k + BATCH], Y[k:k + BATCH])
+        return jax.block_until_ready(params)
+
+    start = time.perf_counter()
+    jax.block_until_ready(update(initial(), X[:BATCH], Y[:BATCH]))
+    return run, time.perf_counter() - start
+
+
+def per_step(step, batches, repeat: int = 5) -> float:
+    """The best time of one step in seconds, over `repeat` passes through `batches`."""
+    def sweep():
+        for x, y in batches:
+            step(x, y)
+    return best_of(sweep, repeat) / len(batches)
+
+
+def capture_costs(X, Y, repeat: int = 5) -> dict[str, float]:
+    """The jitted step of Network.SGD: its first two calls, and a replayed and an eager step.
+
+    Seconds: `capture` is the first call (an eager step that records the tape, then the
+    plan: liveness, the replay calls); `check` the second (a replay, then the state restored
+    and an eager rerun compared bit for bit); `replay` and `eager` one step each, best of
+    `repeat` passes over (up to) 500 mini-batches.
+    """
+    end = min(500, len(X) // BATCH) * BATCH
+    batches = [(X[k:k + BATCH], Y[k:k + BATCH]) for k in range(0, end, BATCH)]
+    found: dict[str, list[float]] = {"capture": [], "check": []}
+    for _ in range(repeat):
+        net = Network(SIZES, seed=0)
+        opt = optim.SGD(net.parameters(), ETA)
+
+        def step(x, y, net=net, opt=opt) -> None:  # Network.SGD's step
+            net._step(x, y, opt)
+
+        compiled = jit(step)
+        for name, (x, y) in zip(("capture", "check"), batches):
+            start = time.perf_counter()
+            compiled(x, y)
+            found[name].append(time.perf_counter() - start)
+    assert compiled.captures == 1 and all(plan.verified for plan in compiled.plans.values())
+    eager_net = Network(SIZES, seed=0)
+    eager_opt = optim.SGD(eager_net.parameters(), ETA)
+    return {"capture": min(found["capture"]), "check": min(found["check"]),
+            "replay": per_step(compiled, batches, repeat),
+            "eager": per_step(lambda x, y: eager_net._step(x, y, eager_opt), batches, repeat)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=50_000)
@@ -73,21 +161,35 @@ def main() -> None:
     X, Y, source = training_data(args.examples)
     print(f"one epoch of {SIZES}, mini-batch {BATCH}, eta {ETA}, {len(X)} examples of {source}")
     print(f"best of {args.repeat}, float64 unless marked\n")
-    rows = [
-        ("Network.SGD", best_of(lambda: run_network(X, Y), args.repeat)),
-        ("BP1-BP4 vectorized (numpy)",
-         best_of(lambda: run_reference(backprop.update_mini_batch, X, Y), args.repeat)),
-        ("lean hand-written numpy", best_of(lambda: run_lean_numpy(X, Y), args.repeat)),
+    nets: dict[bool, Network] = {}
+
+    def network(compiled: bool):
+        def run() -> None:
+            nets[compiled] = run_network(X, Y, compiled)
+        return run
+
+    runs = [
+        ("Network.SGD", network(False)),
+        ("Network.SGD(jit=True)", network(True)),
+        ("BP1-BP4 vectorized (numpy)", lambda: run_reference(backprop.update_mini_batch, X, Y)),
+        ("lean hand-written numpy", lambda: run_lean_numpy(X, Y)),
         ("BP1-BP4 per example (book)",
-         best_of(lambda: run_reference(backprop.update_mini_batch_per_example, X, Y),
-                 args.repeat)),
+         lambda: run_reference(backprop.update_mini_batch_per_example, X, Y)),
     ]
     if torch is not None:
-        rows += [(f"PyTorch eager {name}", best_of(lambda d=d: run_torch(X, Y, d), args.repeat))
+        runs += [(f"PyTorch eager {name}", lambda d=d: run_torch(X, Y, d))
                  for name, d in (("float64", np.float64), ("float32", np.float32))]
+    jax = optional_jax()
+    if jax is not None:
+        order = shuffles(len(X))
+        Xs, Ys = X[order], Y[order]
+        run_jax, jax_compile = jax_sgd(jax, Xs, Ys)
+        runs.append(("jax.jit float64", run_jax))
+    rows = best_of_each(runs, args.repeat)
     print(table(rows, "BP1-BP4 vectorized (numpy)"))
     times = dict(rows)
-    print(f"\nNetwork.SGD / vectorized numpy: {times['Network.SGD'] / rows[1][1]:.2f} "
+    vectorized, compiled = times["BP1-BP4 vectorized (numpy)"], times["Network.SGD(jit=True)"]
+    print(f"\nNetwork.SGD / vectorized numpy: {times['Network.SGD'] / vectorized:.2f} "
           f"(target <= 1.25)")
     if torch is not None:
         print(f"Network.SGD / PyTorch eager float64: "
@@ -98,6 +200,43 @@ def main() -> None:
           f"{times['Network.SGD'] / times['lean hand-written numpy']:.2f}")
     print(f"per example / Network.SGD: "
           f"{times['BP1-BP4 per example (book)'] / times['Network.SGD']:.1f}x (target > 5)")
+
+    print(f"Network.SGD(jit=True) / vectorized numpy: {compiled / vectorized:.2f} "
+          f"(target <= 1.0, stretch <= 0.7)")
+    print(f"Network.SGD(jit=True) / lean hand-written numpy: "
+          f"{compiled / times['lean hand-written numpy']:.2f}")
+    print(f"Network.SGD(jit=True) / Network.SGD: {compiled / times['Network.SGD']:.2f}")
+    same = all(np.array_equal(a, b) for a, b in zip(nets[True].weights + nets[True].biases,
+                                                     nets[False].weights + nets[False].biases))
+    print(f"Network.SGD(jit=True) gives the weights of Network.SGD bit for bit: {same}")
+    if jax is not None:
+        print(f"jax.jit / vectorized numpy: {times['jax.jit float64'] / vectorized:.2f} "
+              f"(jax {jax.__version__}; compile {1e3 * jax_compile:.0f} ms, not in the epoch)")
+        print(f"Network.SGD(jit=True) / jax.jit: {compiled / times['jax.jit float64']:.2f}")
+        reference = Network(SIZES, seed=0)
+        w, b = reference.weights, reference.biases
+        steps = min(100, len(X) // BATCH)
+        for k in range(0, steps * BATCH, BATCH):
+            w, b = backprop.update_mini_batch(w, b, Xs[k:k + BATCH], Ys[k:k + BATCH], ETA)
+        differences = [np.abs(np.asarray(p) - q).max()
+                       for p, q in zip(jax.tree_util.tree_leaves(run_jax(steps)), [
+                           a for pair in zip(w, b) for a in pair])]
+        print(f"jax.jit and vectorized numpy after {steps} steps: weights within "
+              f"{max(differences):.1e} (the same algorithm, rounded differently)")
+    else:
+        print("jax not importable: pip install jax to add its row (it is never a dependency)")
+
+    costs = capture_costs(X, Y)
+    print(f"\ncompiling the step of {SIZES}, mini-batch {BATCH} (best of 5):")
+    print(f"  first call (capture):                {1e3 * costs['capture']:8.2f} ms "
+          f"(target < 50 ms)")
+    print(f"  second call (check: replay + eager): {1e3 * costs['check']:8.2f} ms")
+    print(f"  one replayed step:                   {1e6 * costs['replay']:8.1f} us")
+    print(f"  one eager step:                      {1e6 * costs['eager']:8.1f} us "
+          f"(replayed / eager {costs['replay'] / costs['eager']:.2f})")
+    print(f"  Network.SGD(jit=True), per step of the epoch: "
+          f"{1e6 * compiled * BATCH / len(X):.1f} us\n    (with the shuffle, gathering each "
+          f"mini-batch, the capture and the cost on the training data after the epoch)")
 
 
 if __name__ == "__main__":

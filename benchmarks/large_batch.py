@@ -3,8 +3,10 @@
 At this size the arithmetic dominates and per-op overhead hardly matters, so the
 question is whether the autograd wastes arithmetic (extra copies, upcasts).
 Rows: tinygrad_nn's autograd (the same loop Network.SGD runs, built from
-nn.Linear, sigmoid and quadratic_cost, in the chosen dtype), hand-written
-vectorized numpy (BP1-BP4 with in-place updates), and PyTorch eager when importable.
+nn.Linear, sigmoid and quadratic_cost, in the chosen dtype), the same step compiled
+with tinygrad_nn.jit (captured on its first call, replayed after; the capture is inside
+the timed epoch), hand-written vectorized numpy (BP1-BP4 with in-place updates), and
+PyTorch eager when importable.
 
 Run: python benchmarks/large_batch.py [--examples N]
 """
@@ -14,10 +16,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import best_of, table, torch, torch_sgd_epoch, training_data
+from common import best_of_each, table, torch, torch_sgd_epoch, training_data
 
 from tinygrad_nn import Tensor, ops
 from tinygrad_nn.costs import quadratic_cost
+from tinygrad_nn.jit import jit
 from tinygrad_nn.nn import Linear
 from tinygrad_nn.optim import SGD
 
@@ -30,18 +33,28 @@ def initial_parameters(dtype) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(la.weight.data.astype(dtype), la.bias.data.astype(dtype)) for la in layers]
 
 
-def run_ours(X, Y, dtype) -> None:
+def run_ours(X, Y, dtype, compiled: bool = False) -> None:
     params = [(Tensor(w, requires_grad=True), Tensor(b, requires_grad=True))
               for w, b in initial_parameters(dtype)]
     opt = SGD([p for pair in params for p in pair], ETA)
-    for k in range(0, len(X), BATCH):
-        a = Tensor(X[k:k + BATCH])
+
+    def step(x, y) -> None:
+        a = Tensor(x)
         for w, b in params:
             a = ops.linear(a, w, b).sigmoid()
-        cost = quadratic_cost(a, Y[k:k + BATCH])
+        cost = quadratic_cost(a, y)
         opt.zero_grad()
         cost.backward()
         opt.step()
+
+    if compiled:  # captured on the first call (and on the short last mini-batch), then replayed
+        step = jit(step)
+    for k in range(0, len(X), BATCH):
+        step(X[k:k + BATCH], Y[k:k + BATCH])
+
+
+def run_compiled(X, Y, dtype) -> None:
+    run_ours(X, Y, dtype, compiled=True)
 
 
 def run_numpy(X, Y, dtype) -> None:
@@ -78,17 +91,25 @@ def main() -> None:
         X, Y, source = training_data(args.examples, dtype)
         name = np.dtype(dtype).name
         print(f"\n{SIZES}, mini-batch {BATCH}, one epoch of {len(X)} examples of {source}, "
-              f"{name}, best of {args.repeat}")
-        def timed(run, X=X, Y=Y, dtype=dtype) -> float:
-            return best_of(lambda: run(X, Y, dtype), args.repeat)
+              f"{name}, best of {args.repeat} taken in turn")
+        def run(how, X=X, Y=Y, dtype=dtype):
+            return lambda: how(X, Y, dtype)
 
-        rows = [(f"tinygrad_nn {name}", timed(run_ours)), (f"numpy {name}", timed(run_numpy))]
+        runs = [(f"tinygrad_nn {name}", run(run_ours)),
+                (f"tinygrad_nn jit {name}", run(run_compiled)),
+                (f"numpy {name}", run(run_numpy))]
         if torch is not None:
-            rows.append((f"PyTorch eager {name}", timed(run_torch)))
+            runs.append((f"PyTorch eager {name}", run(run_torch)))
+        rows = best_of_each(runs, args.repeat)
         print(table(rows, f"numpy {name}"))
+        times = dict(rows)
         if torch is not None:
-            print(f"tinygrad_nn / PyTorch {name}: {rows[0][1] / rows[2][1]:.2f} "
+            print(f"tinygrad_nn / PyTorch {name}: "
+                  f"{times[f'tinygrad_nn {name}'] / times[f'PyTorch eager {name}']:.2f} "
                   f"(target <= 1.2 for float32)")
+        print(f"tinygrad_nn jit / tinygrad_nn (compiled / eager) {name}: "
+              f"{times[f'tinygrad_nn jit {name}'] / times[f'tinygrad_nn {name}']:.2f} "
+              f"(target <= 1.0)")
     if torch is None:
         print("\nPyTorch not importable: pip install torch==2.13.0 to add its rows")
 
