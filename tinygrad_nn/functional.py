@@ -47,7 +47,9 @@ def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """min(x) = -max(-x); ties share the gradient equally, as in max."""
-    _axes(x, axis, "min")
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    if x.ndim or not all(a in (0, -1) for a in axes if a is not None):
+        _axes(x, axis, "min")  # (numpy's min, like max, reduces a 0-d array over axis 0 or -1)
     return -ops.max(-x, axis=axis, keepdims=keepdims)
 
 
