@@ -404,6 +404,7 @@ PINNED_BACKWARD = {
     # numpy (and so the forward) accepts axis 0 or -1 of a 0-d array for sum and max
     "sum of a 0-d tensor over axis 0": reduction("sum", np.array(2.0), 0, False),
     "max of a 0-d tensor over axis -1, keepdims": reduction("max", np.array(2.0), -1, True),
+    "min of a 0-d tensor over axis 0": reduction("min", np.array(2.0), 0, False),
     "logsumexp of a 0-d tensor over axis 0": reduction("logsumexp", np.array(2.0), 0, False),
     # a float32 input's gradient stays float32 whatever it is combined with
     "float32 * int64": binary("*", np.ones(3, F32), np.arange(3)),
