@@ -484,7 +484,7 @@ class Network(Module):
 
         ``jit=True`` captures the training step once per mini-batch shape and replays it
         (`tinygrad_nn.jit`): the same numpy calls in the same order, so the same seed gives
-        the same weights to the last bit, in about half the time at mini-batches of 10.
+        the same weights to the last bit, in about two thirds of the time at mini-batches of 10.
 
         Returns a `History`: the sequel's four lists (evaluation_cost, evaluation_accuracy,
         training_cost, training_accuracy), with `.epochs`, one `EpochStats` per epoch.
