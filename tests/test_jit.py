@@ -10,6 +10,7 @@ state and returned costs after every step.
 from __future__ import annotations
 
 import gc
+import math
 import re
 import tracemalloc
 from typing import NamedTuple
@@ -984,3 +985,189 @@ def test_fit_without_validation_or_schedule_captures_once_per_batch_shape():
     training.fit(model, costs.cross_entropy, opt, (X, labels), 4, 8, seed=0, verbose=False,
                  jit=True)
     assert len(forwards) == 2, f"{len(forwards)} eager steps of {4 * 3}"
+
+
+# --- what a fresh-eyed review found ----------------------------------------------------------
+
+
+def test_a_hand_written_update_is_caught_and_undone_on_the_check():
+    """`w.data -= lr * w.grad.data` with numpy is no primitive, so a replay would never
+    update w: the check compares the parameters after a replay with those after the step
+    run again, raises JitError naming the problem, and leaves w and its .grad as before."""
+    w = Tensor([[0.5, -0.5]], requires_grad=True)
+
+    @jit
+    def step(x, y):
+        w.grad = None
+        ((x @ w.T - y) ** 2).sum().backward()
+        w.data -= 0.1 * w.grad.data  # outside the primitives
+
+    rng = np.random.default_rng(0)
+    step(rng.random((3, 2)), rng.random((3, 1)))
+    before, grad_before = w.data.copy(), w.grad.data.copy()
+    with pytest.raises(JitError, match=r"w\.data -= "):
+        step(rng.random((3, 2)), rng.random((3, 1)))
+    assert same_bits(w.data, before) and same_bits(w.grad.data, grad_before)
+
+
+@pytest.mark.parametrize("made", ["argmax", "data.copy"])
+def test_returning_an_array_made_outside_the_primitives_is_an_error(made):
+    """An array computed with numpy from the step's results (`.argmax()`, `.data.copy()`)
+    would come back unchanged from every replay: the capture refuses it."""
+    model, opt = hazard_twin()
+
+    @jit
+    def step(x, y):
+        opt.zero_grad()
+        out = model(x)
+        c = costs.quadratic_cost(out, y)
+        c.backward()
+        opt.step()
+        return out.argmax(axis=1) if made == "argmax" else c.data.copy()
+
+    with pytest.raises(JitError, match="made outside tinygrad_nn's operations"):
+        step(np.ones((4, 3)), np.zeros((4, 2)))
+
+
+def test_a_parameter_unfrozen_between_calls_is_captured_again():
+    """A parameter frozen at capture (`requires_grad_(False)`) and unfrozen later: the next
+    call captures again, and the parameter trains exactly as in eager steps."""
+    eager_model, _, eager, model, _, compiled, rng = replay_ready_twins()
+    for m in (eager_model, model):
+        m[0].weight.requires_grad_(False)
+    run_both(eager, compiled, eager_model, model, rng, 3)
+    for m in (eager_model, model):
+        m[0].weight.requires_grad_(True)
+    frozen = model[0].weight.data.copy()
+    run_both(eager, compiled, eager_model, model, rng, 3)
+    assert not same_bits(model[0].weight.data, frozen)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_an_optimizer_state_cleared_between_calls_is_captured_again(optimizer):
+    """`opt.state.clear()` (a restart of momentum) between calls: the next call captures
+    again with fresh state, exactly as eager steps start afresh."""
+    eager_model, eager_opt, eager, model, opt, compiled, rng = replay_ready_twins(optimizer)
+    eager_opt.state.clear()
+    opt.state.clear()
+    run_both(eager, compiled, eager_model, model, rng, 4)
+    assert compiled.captures == 2
+    assert_same_optimizer_state(eager_opt, opt)
+
+
+def test_an_unused_random_draw_still_advances_its_generator():
+    """A dropout whose output the step does not use is still drawn on every replay, so the
+    generator stays where eager steps leave it."""
+    generators = []
+    steps = []
+    for _ in range(2):
+        model, opt = hazard_twin()
+        drop = nn.Dropout(0.5, rng=7)
+        generators.append(drop.rng)
+
+        def step(x, y, model=model, opt=opt, drop=drop):
+            opt.zero_grad()
+            drop(x)  # drawn, never used
+            c = costs.quadratic_cost(model(x), y)
+            c.backward()
+            opt.step()
+            return c
+
+        steps.append(step)
+    eager, compiled = steps[0], jit(steps[1])
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x, y = rng.uniform(-1, 1, (4, 3)), rng.uniform(0, 1, (4, 2))
+        assert same_bits(eager(x, y).data, compiled(x, y).data)
+    assert generators[0].random() == generators[1].random()
+
+
+def test_a_shape_that_depends_on_the_values_is_an_error_on_replay():
+    """`err[mask]` with a mask from the data has as many entries as the mask holds: when a
+    later batch holds another number, the replay raises JitError saying so."""
+    w = Tensor([[0.5, -0.5]], requires_grad=True)
+    sgd = optim.SGD([w], lr=0.1)
+
+    @jit
+    def step(x, y):
+        sgd.zero_grad()
+        err = x @ w.T - y
+        c = (err[Tensor(y) >= 0.5] ** 2).sum()
+        c.backward()
+        sgd.step()
+
+    x = np.ones((3, 2))
+    step(x, np.array([[1.0], [1.0], [0.0]]))
+    step(x, np.array([[1.0], [0.0], [1.0]]))  # the check: the same count
+    with pytest.raises(JitError, match="depends on the values"):
+        step(x, np.array([[1.0], [1.0], [1.0]]))
+
+
+def test_a_step_that_assigns_module_attributes_warns():
+    """A step that assigns an attribute of a module would be captured again on every call
+    (the guard sees the assignment): the capture warns."""
+    model, opt = hazard_twin()
+
+    @jit
+    def step(x, y):
+        opt.zero_grad()
+        c = costs.quadratic_cost(model(x), y)
+        model.last_cost = c
+        c.backward()
+        opt.step()
+
+    with pytest.warns(JitWarning, match="assigns attributes of a module"):
+        step(np.ones((4, 3)), np.zeros((4, 2)))
+
+
+def test_maximum_and_minimum_replay_exactly_and_quietly():
+    """Steps through `maximum` and `minimum` replay exactly (and, with warnings as errors,
+    with no warning from how the replay calls numpy)."""
+    steps = []
+    for _ in range(2):
+        w = Tensor([[0.5, -0.5], [0.2, 0.1]], requires_grad=True)
+        sgd = optim.SGD([w], lr=0.1)
+
+        def step(x, w=w, sgd=sgd):
+            sgd.zero_grad()
+            z = x @ w.T
+            c = (ops.maximum(z, 0.1 * z) + ops.minimum(z, 0.0)).sum()
+            c.backward()
+            sgd.step()
+            return c
+
+        steps.append((step, w))
+    (eager, w_eager), (compiled, w) = steps[0], (jit(steps[1][0]), steps[1][1])
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.uniform(-1, 1, (3, 2))
+        assert same_bits(eager(x).data, compiled(x).data)
+    assert same_bits(w_eager.data, w.data)
+
+
+def test_adam_in_float32_scales_by_float32_corrections():
+    """Adam's bias corrections are worked out in float64 and used in the parameter's dtype,
+    as PyTorch's Python floats are: float32 steps equal a float32 reference written with
+    Python floats, bit for bit."""
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((6, 5)).astype(np.float32), requires_grad=True)
+    ref = w.data.copy()
+    m, v = np.zeros_like(ref), np.zeros_like(ref)
+    opt = optim.Adam([w], lr=1e-2)
+    for t in range(1, 8):
+        g = rng.standard_normal((6, 5)).astype(np.float32)
+        opt.zero_grad()
+        (w * Tensor(g)).sum().backward()
+        opt.step()
+        m *= 0.9  # the update as PyTorch writes it, in float32 with Python floats
+        m += g * (1.0 - 0.9)
+        v *= 0.999
+        v += g * g * (1.0 - 0.999)
+        s = np.sqrt(v)
+        s /= math.sqrt(1.0 - 0.999 ** t)
+        s += 1e-8
+        s = m / s
+        s *= 1e-2 / (1.0 - 0.9 ** t)
+        ref -= s
+        assert same_bits(w.data, ref), f"step {t}"
+    assert opt.state[id(w)]["step"] == 7

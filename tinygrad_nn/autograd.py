@@ -72,7 +72,7 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
     if tape is not None:
         tape.phase = "backward"
     # A capture's VJPs run on Tensors, but must not build a graph of their own.
-    with quiet, (no_grad() if as_tensors and not create_graph else contextlib.nullcontext()):
+    with quiet, (no_grad() if tape is not None and not create_graph else contextlib.nullcontext()):
         for node in reversed(toposort(outputs)):
             g = grads.pop(id(node), None)  # freed as soon as it is used
             if g is None:
@@ -153,7 +153,7 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
         if not create_graph:
             # Each .grad gets an array of its own: a pass-through VJP (add, reshape)
             # may hand the same array, or a view of one, to several tensors.
-            if isinstance(g, Tensor):
+            if isinstance(g, Tensor):  # (only while jit captures a step)
                 g = g.data
             if type(g) is not np.ndarray or not g.flags.owndata or id(g) in stored:
                 g = copy(g)

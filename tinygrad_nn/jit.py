@@ -93,17 +93,19 @@ class Tape:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.phase = "forward"
-        self.leaves: dict[int, tuple[Tensor, np.ndarray]] = {}
+        self.leaves: dict[int, tuple[Tensor, np.ndarray, bool]] = {}
         self.watches: list[tuple[Callable[[], Any], Any]] = []
         self.value_reads: list[str] = []
 
     def record(self, op: Any, given: Any, arrays: Any, params: dict, out: Any,
                inplace: bool) -> np.ndarray:
+        """Note one call: `given` are the inputs as passed (Tensors among them), `arrays`
+        the values the forward read, `out` what it wrote. Returns `out` as an array."""
         if type(out) is not np.ndarray:  # a scalar: an array, so later ops can find it
             out = np.asarray(out)
         for x in given:
-            if isinstance(x, Tensor) and x._op is None and x.requires_grad:
-                self.leaves[id(x)] = (x, x.data)
+            if isinstance(x, Tensor) and x._op is None:  # a leaf: its array is watched
+                self.leaves[id(x)] = (x, x.data, x.requires_grad)
         self.entries.append(Entry(op, tuple(arrays), params, out, inplace, self.phase))
         return out
 
@@ -134,7 +136,12 @@ def _module_assignments() -> int:
 
 def _copy_into(out: np.ndarray, forward: Callable, inputs: tuple, params: dict) -> None:
     # For forwards that cannot write into `out` (the rarer ops): one temporary per call.
-    np.copyto(out, forward(*inputs, **params))
+    result = forward(*inputs, **params)
+    if np.shape(result) != out.shape:  # e.g. x[mask]: as many entries as the mask holds
+        raise JitError(f"jit: an op gave shape {np.shape(result)} on replay but {out.shape} "
+                       f"when captured: its shape depends on the values, which a replay "
+                       f"cannot follow")
+    np.copyto(out, result)
 
 
 def _as_operand(x: Any, arrays: list[np.ndarray]) -> Any:
@@ -148,8 +155,8 @@ def _as_operand(x: Any, arrays: list[np.ndarray]) -> Any:
 def _replay_calls(e: Entry) -> tuple[list[Callable[[], Any]], bool]:
     """The calls that redo `e` into its own output array, and whether they allocate.
 
-    None for a view (a reshape, a transpose, a basic slice): it shares its input's memory,
-    so it follows the input with no work at all.
+    No call for a view (a reshape, a transpose, a basic slice): it shares its input's
+    memory, so it follows the input with no work at all.
     """
     op, inputs, out = e.op, e.inputs, e.out
     if not e.inplace and any(isinstance(x, np.ndarray) and np.may_share_memory(out, x)
@@ -164,7 +171,7 @@ def _replay_calls(e: Entry) -> tuple[list[Callable[[], Any]], bool]:
                 # into an array of out's shape (no buffer needed) gives the same sums.
                 operands[i] = np.empty(out.shape, x.dtype)
                 calls.append(functools.partial(np.copyto, operands[i], x))
-        return [*calls, functools.partial(op.forward, *operands, out)], False
+        return [*calls, functools.partial(op.forward, *operands, out=out)], False
     if op.takes_out:
         params = dict(e.params, out=out)
         if op.work is not None:
@@ -195,7 +202,7 @@ def _without_arrays(value: Any) -> Any:
 
 
 def _live(entries: list[Entry], outputs: list[np.ndarray],
-          leaves: list[tuple[Tensor, np.ndarray]]) -> list[bool]:
+          leaves: list[tuple[Tensor, np.ndarray, bool]]) -> list[bool]:
     """Which entries a replay must run: those whose result is seen after the step.
 
     Seen: what the step returns, every array written in place (parameters, optimizer
@@ -203,11 +210,12 @@ def _live(entries: list[Entry], outputs: list[np.ndarray],
     training step computes but does not return is not (backward needs a and y, not C).
     """
     needed = {id(a) for a in outputs}
-    needed.update(id(t.grad.data) for t, _ in leaves if t.grad is not None)
+    needed.update(id(t.grad.data) for t, *_ in leaves if t.grad is not None)
     live = [False] * len(entries)
     for k in range(len(entries) - 1, -1, -1):
         e = entries[k]
-        if e.inplace or id(e.out) in needed:
+        draws = any(isinstance(p, np.random.Generator) for p in e.params.values())
+        if e.inplace or draws or id(e.out) in needed:  # a draw advances its generator
             live[k] = True
             needed.update(id(x) for x in _arrays_in((*e.inputs, *e.params.values())))
     return live
@@ -272,7 +280,7 @@ class Plan:
             self.replayed.append(bool(calls))
         # Each parameter's .grad as this capture left it: a replay points them back here,
         # for another plan (another mini-batch shape) may have been run in between.
-        self.grads = [(t, t.grad) for t, _ in self.leaves]
+        self.grads = [(t, t.grad) for t, *_ in self.leaves]
         # What a replay changes beyond its own buffers: parameters, optimizer state.
         state = {id(e.out): e.out for e in self.entries if e.inplace}
         self.state = list(state.values())
@@ -280,11 +288,22 @@ class Plan:
                                 for g in e.params.values()
                                 if isinstance(g, np.random.Generator)}.values())
         self.verified = False
+        origins = self.origins()
+        # The tensors whose values persist from call to call: not those over an input or
+        # over an array the step itself made.
+        self.kept = [t for t, array, _ in self.leaves
+                     if not origins[id(array)].startswith(("input", "op"))]
+        for array in outputs:
+            if origins.get(id(array), "outside") == "outside":  # (unknown to the tape too)
+                raise JitError(f"{who}: the step returns an array of shape {array.shape} made "
+                               f"outside tinygrad_nn's operations (with numpy, e.g. .argmax() "
+                               f"or .data.copy()); a replay would give back its first value. "
+                               f"Return the Tensor and compute that from the result")
 
     def holds(self) -> bool:
         """Whether nothing the tape baked in has changed since the capture."""
-        for tensor, array in self.leaves:
-            if tensor.data is not array or not tensor.requires_grad:
+        for tensor, array, requires_grad in self.leaves:
+            if tensor.data is not array or tensor.requires_grad is not requires_grad:
                 return False
         for value, seen in self.watches:
             if value() != seen:
@@ -301,21 +320,31 @@ class Plan:
             tensor.grad = gradient
         return _rebuild(self.result_shape, self.outputs)
 
-    def save(self) -> tuple[list[np.ndarray], list[dict]]:
-        return ([a.copy() for a in self.state],
-                [g.bit_generator.state for g in self.generators])
+    def save(self) -> tuple:
+        """Copies of what a step changes: parameters and their .grad, state, generators."""
+        leaves = [(t, t.data, t.data.copy(), t.grad, None if t.grad is None else t.grad.data,
+                   None if t.grad is None else t.grad.data.copy()) for t in self.kept]
+        return ([a.copy() for a in self.state], [g.bit_generator.state for g in self.generators],
+                leaves)
 
-    def restore(self, saved: tuple[list[np.ndarray], list[dict]]) -> None:
+    def restore(self, saved: tuple) -> None:
         for array, copy in zip(self.state, saved[0]):
             np.copyto(array, copy)
         for generator, state in zip(self.generators, saved[1]):
             generator.bit_generator.state = state
+        for tensor, data, data_copy, grad, grad_data, grad_copy in saved[2]:
+            tensor.data, tensor.grad = data, grad
+            np.copyto(data, data_copy)
+            if grad is not None:
+                grad.data = grad_data
+                np.copyto(grad_data, grad_copy)
 
     def origins(self) -> dict[int, str]:
         """Where each array of the tape comes from, by id: an input, an op, or outside."""
         found = {id(a): f"input {i + 1}" for i, a in enumerate(self.inputs)}
-        for _, array in self.leaves:
-            found[id(array)] = "parameter"
+        for _, array, requires_grad in self.leaves:
+            if requires_grad:
+                found[id(array)] = "parameter"
         for array in self.state:
             found.setdefault(id(array), "state")
         for k, e in enumerate(self.entries):
@@ -330,25 +359,34 @@ def _shapes(e: Entry) -> str:
     return f"{e.op.name}({given}) -> {e.out.shape}"
 
 
-def _difference(first: Plan, replayed: list[np.ndarray], second: Plan) -> str | None:
+_DIFFERENT_OPS = ("Python control flow that depends on values (an `if` on a tensor's value) "
+                  "cannot be replayed; nor can gradients accumulated from one call to the "
+                  "next (call zero_grad() inside the step)")
+
+
+def _difference(first: Plan, replayed: list[np.ndarray], second: Plan,
+                after: list[np.ndarray]) -> str | None:
     """Why replaying `first` differed from running the step again (`second`), if it did."""
     for k, (a, b) in enumerate(zip(first.entries, second.entries)):
         if a.op is not b.op or a.out.shape != b.out.shape or a.out.dtype != b.out.dtype:
             return (f"the step ran different operations on its second call: op {k + 1} was "
-                    f"{_shapes(a)} and is now {_shapes(b)}. Python control flow that depends "
-                    f"on values (an `if` on a tensor's value) cannot be replayed")
+                    f"{_shapes(a)} and is now {_shapes(b)}. {_DIFFERENT_OPS}")
     if len(first.entries) != len(second.entries):
         return (f"the step ran {len(first.entries)} operations on its first call and "
-                f"{len(second.entries)} on its second: Python control flow that depends on "
-                f"values (an `if` on a tensor's value) cannot be replayed")
+                f"{len(second.entries)} on its second. {_DIFFERENT_OPS}")
     origins = first.origins()
     for k, (a, b, value) in enumerate(zip(first.entries, second.entries, replayed)):
-        if not first.live[k] or value.tobytes() == b.out.tobytes():
+        # (a view mirrors its base, and an unused result is not replayed: skip both)
+        if not first.replayed[k] or value.tobytes() == b.out.tobytes():
             continue
         read = zip((*a.inputs, *_arrays_in(a.params.values())),
                    (*b.inputs, *_arrays_in(b.params.values())))
         for x, y in read:
-            outside = not isinstance(x, np.ndarray) or origins.get(id(x)) == "outside"
+            base = x
+            while isinstance(base, np.ndarray) and base.base is not None:
+                base = base.base  # a view (a transpose) of an outside array reads it too
+            outside = not isinstance(x, np.ndarray) or "outside" in (
+                origins.get(id(x)), origins.get(id(base)))
             if outside and np.asarray(x).tobytes() != np.asarray(y).tobytes():
                 return (f"op {k + 1}, {_shapes(a)}, read a value made "
                         f"outside tinygrad_nn's operations (with numpy directly, or from a "
@@ -365,6 +403,13 @@ def _difference(first: Plan, replayed: list[np.ndarray], second: Plan) -> str | 
         return (f"op {k + 1}, {_shapes(a)}, gave different numbers when replayed than when "
                 f"run again from the same state (state the tape cannot see: a gradient "
                 f"accumulated over calls, or arrays replaced between ops)")
+    for tensor, value in zip(first.kept, after):
+        if value.tobytes() != tensor.data.tobytes():
+            return (f"a tensor of shape {tensor.shape} read by the step has other values after "
+                    f"a replay than after the step run again: the step changes it outside "
+                    f"tinygrad_nn's operations (e.g. `w.data -= ...` with numpy), which a "
+                    f"replay does not repeat. Update it with an optimizer, or with "
+                    f"tinygrad_nn.ops and out=")
     return None
 
 
@@ -468,6 +513,10 @@ class jit:
             warnings.warn(f"{self._who}: the step read a value during its capture ({read}); "
                           f"a replay does not run Python, so whatever was decided from that "
                           f"value stays as it was decided at capture", JitWarning, stacklevel=3)
+        if warn and _module_assignments() != tape.watches[0][1]:
+            warnings.warn(f"{self._who}: the step assigns attributes of a module, so every "
+                          f"call captures it again and none is replayed; keep state that "
+                          f"changes in arrays updated in place", JitWarning, stacklevel=3)
         plan = Plan(tape, inputs, result, self._who)
         self.plans[key] = plan
         self.plans.move_to_end(key)
@@ -481,9 +530,10 @@ class jit:
         saved = plan.save()
         plan.replay(arrays)
         replayed = [e.out.copy() for e in plan.entries]
+        after = [t.data.copy() for t in plan.kept]
         plan.restore(saved)
         result = self._capture(key, args, kwargs, warn=False)
-        problem = _difference(plan, replayed, self.plans[key])
+        problem = _difference(plan, replayed, self.plans[key], after)
         if problem is not None:
             plan.restore(saved)
             del self.plans[key]
@@ -519,7 +569,8 @@ def describe(plan: Plan, names: dict[int, str] | None = None,
     for i, a in enumerate(plan.inputs):
         label.setdefault(id(a), input_names[i] if input_names and i < len(input_names)
                          else f"in{i + 1}")
-    for n, (_, a) in enumerate(plan.leaves):
+    parameters = [a for _, a, requires_grad in plan.leaves if requires_grad]
+    for n, a in enumerate(parameters):
         label.setdefault(id(a), f"p{n + 1}")
     origins = plan.origins()
     counts = {"s": 0, "c": 0}

@@ -37,7 +37,7 @@ import numpy as np
 from . import ops, optim
 from .costs import COSTS, check_labels
 from .datasets import Dataset
-from .jit import jit as capture_and_replay
+from .jit import jit as capture_and_replay  # (SGD's keyword `jit` would hide the name)
 from .nn import INITS, Linear, Module, write_atomically
 from .tensor import Tensor, no_grad
 

@@ -29,7 +29,7 @@ from .tensor import Tensor, _GradMode, to_array
 
 
 class Primitive:
-    """A differentiable operation: a forward on arrays and one VJP per input.
+    """An operation of the table: a forward on arrays and one VJP per input.
 
     A primitive with no VJPs (a comparison, a random draw) is not differentiable: its
     output never requires grad, but it is still recorded by `jit`. A forward that takes
@@ -446,6 +446,7 @@ where = Primitive("where", _where,
                   doc="x where the boolean array `condition` holds, else y (numpy's where).")
 leaky_relu = Primitive("leaky_relu", lambda x, slope: np.where(x > 0, x, x * slope),
                        lambda g, out, x, slope:  # where x > 0, 1; elsewhere, slope
+                           # (where's condition is a parameter, so the mask's array)
                            g * cast(where(1.0, slope, condition=_value(_detached(x) > 0)),
                                     dtype=g.dtype),
                        doc="x for x > 0, slope·x otherwise; the derivative at 0 is `slope`.")

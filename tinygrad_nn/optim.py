@@ -18,7 +18,7 @@ update rules and defaults exactly, so results can be compared number for number:
 Every update is done *in place* on `p.data` (layers holding the arrays see the new values),
 with per-parameter state arrays allocated once and reused, so a step allocates nothing. The
 arithmetic goes through the primitives of `ops` with ``out=``, so that `jit` records it; the
-step count ``state["step"]`` is a 0-d array for the same reason (as in PyTorch, a tensor).
+step count ``state["step"]`` is a 0-d integer array for the same reason (in PyTorch, a tensor).
 
 Parameter groups (PyTorch's way) give some parameters other hyperparameters, most often to
 exempt biases from weight decay. `decay_groups` builds the usual split:
@@ -186,13 +186,15 @@ class Optimizer:
         state = self.state.get(id(p))
         if state is None:
             # One scratch array per parameter, reused by every step (numpy's out=).
-            state = self.state[id(p)] = {"step": np.zeros(()),
+            state = self.state[id(p)] = {"step": np.zeros((), dtype=np.int64),
                                          "scratch": np.empty_like(p.data)}
         return state
 
     def _hyperparameters(self) -> tuple:
-        return tuple(tuple((k, v) for k, v in group.items() if k != "params")
-                     for group in self.param_groups)
+        # What `jit` watches: a replay bakes these in. The size of `state`, so that clearing
+        # it (a restart of momentum) is seen too.
+        return (len(self.state), *(tuple((k, v) for k, v in group.items() if k != "params")
+                                   for group in self.param_groups))
 
     @property
     def lr(self) -> float:
@@ -248,7 +250,10 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter that has a gradient (see the class docstring)."""
-        watch(self._hyperparameters)
+        self._step_groups()
+        watch(self._hyperparameters)  # after the step, which may have made the state
+
+    def _step_groups(self) -> None:
         for group in self.param_groups:
             lr, mu, decay = group["lr"], group["momentum"], group["weight_decay"]
             if mu == 0 and decay == 0:
@@ -281,7 +286,7 @@ class SGD(Optimizer):
                         g = b
                 ops.mul(g, lr, out=s)
                 ops.sub(x, s, out=x)
-                ops.add(state["step"], 1.0, out=state["step"])
+                ops.add(state["step"], 1, out=state["step"])
 
     def _plain_step(self, params: list[Tensor], lr: float) -> None:
         # The tutorial's rule and Network's hot loop: two in-place ufuncs per parameter.
@@ -328,7 +333,10 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One Adam update of every parameter that has a gradient."""
-        watch(self._hyperparameters)
+        self._step_groups()
+        watch(self._hyperparameters)  # after the step, which may have made the state
+
+    def _step_groups(self) -> None:
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             decay = group["weight_decay"]
@@ -339,11 +347,14 @@ class Adam(Optimizer):
                 if "exp_avg" not in state:
                     state["exp_avg"] = np.zeros_like(x)
                     state["exp_avg_sq"] = np.zeros_like(x)
-                    state["step_size"] = np.zeros(())
-                    state["root_correction"] = np.zeros(())
+                    # lr / (1 - β₁ᵗ) and √(1 - β₂ᵗ), worked out in float64 and then taken
+                    # in the parameter's dtype, as PyTorch's Python floats are.
+                    state["corrections"] = np.zeros(2)
+                    state["corrections_as_p"] = np.zeros(2, dtype=x.dtype)
                 m, v, s = state["exp_avg"], state["exp_avg_sq"], state["scratch"]
-                t, step_size, root = state["step"], state["step_size"], state["root_correction"]
-                ops.add(t, 1.0, out=t)
+                t, both, both_as_p = state["step"], state["corrections"], state["corrections_as_p"]
+                step_size, root = both[0, ...], both[1, ...]  # 0-d views of the two
+                ops.add(t, 1, out=t)
                 if decay:
                     if self._decoupled:  # AdamW: p ← p - lr·λ·p, apart from the gradient
                         ops.mul(x, 1.0 - lr * decay, out=x)
@@ -370,6 +381,8 @@ class Adam(Optimizer):
                 ops.pow(beta2, t, out=root)
                 ops.sub(1.0, root, out=root)
                 ops.sqrt(root, out=root)
+                ops.cast(both, dtype=x.dtype, out=both_as_p)
+                step_size, root = both_as_p[0, ...], both_as_p[1, ...]
                 # p ← p - (lr / (1 - β₁ᵗ)) · m / (√v / √(1 - β₂ᵗ) + ε), PyTorch's order.
                 ops.sqrt(v, out=s)
                 ops.div(s, root, out=s)

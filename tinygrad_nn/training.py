@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .datasets import Dataset
-from .jit import jit as capture_and_replay
+from .jit import jit as capture_and_replay  # (fit's keyword `jit` would hide the name)
 from .optim import LRScheduler, Optimizer
 from .tensor import Tensor, no_grad
 
