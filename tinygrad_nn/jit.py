@@ -51,7 +51,6 @@ with the state as it was before that call. Later calls replay.
 from __future__ import annotations
 
 import functools
-import traceback
 import types
 import warnings
 from collections import OrderedDict
@@ -61,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from . import anomaly
 from .nn import Module
 from .tensor import Tensor, _GradMode
 
@@ -110,10 +110,8 @@ class Tape:
         return out
 
     def read_value(self, tensor: Tensor, how: str) -> None:
-        frame = next((f for f in reversed(traceback.extract_stack()[:-2])
-                      if "tinygrad_nn" not in f.filename), None)
-        where = f" at {frame.filename}:{frame.lineno}" if frame else ""
-        self.value_reads.append(f"{how} of a tensor of shape {tensor.shape}{where}")
+        where = anomaly.user_frame()
+        self.value_reads.append(f"{how} of a tensor of shape {tensor.shape} at {where}")
 
 
 def watch(value: Callable[[], Any]) -> None:
@@ -417,8 +415,8 @@ def _difference(first: Plan, replayed: list[np.ndarray], second: Plan,
 
 
 def _key_part(x: Any, who: str, where: str) -> Hashable:
-    if isinstance(x, np.ndarray):
-        return ("array", x.shape, x.dtype)
+    if isinstance(x, np.ndarray):  # (a subclass; `_split` keys plain arrays the same way)
+        return (x.shape, x.dtype)
     if isinstance(x, Tensor):
         if x.requires_grad:
             raise TypeError(f"{who}: {where} is a Tensor that requires grad; a jitted step "

@@ -202,8 +202,12 @@ class Optimizer:
         return self.param_groups[0]["lr"]
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place; each optimizer defines it."""
-        raise NotImplementedError(f"{type(self).__name__} must define step()")
+        """Update every parameter that has a gradient, in place (each optimizer's `_update`)."""
+        self._update()
+        watch(self._hyperparameters)  # after the update, which may have made the state
+
+    def _update(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define _update()")
 
     def __repr__(self) -> str:
         options = {k: v for k, v in self.param_groups[0].items() if k != "params"}
@@ -248,12 +252,8 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0 (Nesterov's step looks "
                              "ahead along the momentum)")
 
-    def step(self) -> None:
+    def _update(self) -> None:
         """One update of every parameter that has a gradient (see the class docstring)."""
-        self._step_groups()
-        watch(self._hyperparameters)  # after the step, which may have made the state
-
-    def _step_groups(self) -> None:
         for group in self.param_groups:
             lr, mu, decay = group["lr"], group["momentum"], group["weight_decay"]
             if mu == 0 and decay == 0:
@@ -331,12 +331,8 @@ class Adam(Optimizer):
         group["eps"] = _check_eps(who, group["eps"])
         group["weight_decay"] = _check_at_least_0(who, "weight_decay", group["weight_decay"])
 
-    def step(self) -> None:
+    def _update(self) -> None:
         """One Adam update of every parameter that has a gradient."""
-        self._step_groups()
-        watch(self._hyperparameters)  # after the step, which may have made the state
-
-    def _step_groups(self) -> None:
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             decay = group["weight_decay"]
