@@ -405,7 +405,7 @@ def _pow_case():
 
 
 #: A strategy of valid calls for every differentiable primitive in `tinygrad_nn.ops` (the
-#: comparisons, `sign`, `isfinite` and `uniform` have no VJP to check), plus the derived
+#: comparisons, `isfinite` and `uniform` have no VJP to check), plus the derived
 #: `mean` and `concatenate` (whose primitive is made per number of inputs). A test
 #: checks that no primitive of `ops` is missing from this table.
 primitive_cases = {
@@ -443,7 +443,58 @@ primitive_cases = {
     "quadratic_cost": _quadratic_cost_case(),
     "cast": _cast_case(),
     "copy": _unary_case("copy", float_arrays),
+    "log_sigmoid": _unary_case("log_sigmoid", lambda s: float_arrays(s, -6.0, 6.0)),
+    "sign": _unary_case("sign", relu_inputs),  # away from the jump at 0
+    "floor": _unary_case("floor", lambda s: away_from_integers(s)),
 }
+
+
+# --- boundary inputs: where things break -----------------------------------------------
+# The strategies above draw away from kinks, poles and saturation so that finite differences
+# are valid; these draw *at* them, for the tests of conventions (tests/test_edges*.py).
+
+#: The float dtypes the boundary tests run in.
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+#: Saturation: σ(±40) rounds to 0 or 1 in float64 (|z| > 36.04), and 1e4 overflows e^|z|
+#: in every dtype; both fit float16 (max 65504).
+SATURATION = (40.0, 1e4)
+#: Boundary values by kind: exact zeros (both signs), kinks and ties (clip's bounds at ±1,
+#: integers for floor, 0 for relu and abs), saturation, infinities and nan.
+BOUNDARY_VALUES = {
+    "zero": (0.0, -0.0),
+    "kink": (0.0, 1.0, -1.0, 2.0),
+    "saturated": (40.0, -40.0, 1e4, -1e4),
+    "inf": (np.inf, -np.inf),
+    "nan": (np.nan,),
+}
+
+
+def away_from_integers(shape, low: int = -3, high: int = 3, margin: float = 0.05):
+    """Floats at least `margin` from every integer (floor's jumps)."""
+    fractions = hnp.arrays(np.float64, shape, elements=st.floats(margin, 1 - margin))
+    whole = hnp.arrays(np.float64, shape, elements=st.integers(low, high).map(float))
+    return st.tuples(whole, fractions).map(lambda t: t[0] + t[1])
+
+
+@st.composite
+def boundary_arrays(draw, dtype=None, kinds=tuple(BOUNDARY_VALUES), max_side: int = 4):
+    """An array of `dtype` (drawn from FLOAT_DTYPES if None) mixing boundary values of
+    `kinds` with ordinary ones; half the time every entry is equal (ties in max, std 0)."""
+    dtype = np.dtype(dtype if dtype is not None else draw(st.sampled_from(FLOAT_DTYPES)))
+    pool = sorted({v for kind in kinds for v in BOUNDARY_VALUES[kind]}, key=repr)
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=max_side))
+    if draw(st.booleans()):
+        return np.full(shape, draw(st.sampled_from(pool)), dtype=dtype)
+    ordinary = st.floats(-3.0, 3.0, width=16)  # exact in every dtype
+    values = draw(st.lists(st.sampled_from(pool) | ordinary, min_size=int(np.prod(shape)),
+                           max_size=int(np.prod(shape))))
+    return np.array(values, dtype=dtype).reshape(shape)
+
+
+def saturated_logits(dtype=None, max_side: int = 4):
+    """Weighted inputs z^L of an output layer at saturation: ±40 and ±1e4, with some
+    ordinary values, in the float dtypes (finite: no inf or nan)."""
+    return boundary_arrays(dtype, kinds=("zero", "saturated"), max_side=max_side)
 
 
 # --- random expression trees ---------------------------------------------------------
@@ -1039,3 +1090,126 @@ def sgd_runs(draw, max_layers: int = 4, max_width: int = 12) -> SGDRun:
     seed = draw(st.integers(0, 2**32 - 1), label="seed")
     return SGDRun(sizes, activation, mini_batch_size * full + remainder, mini_batch_size,
                   epochs, eta, lmbda, seed)
+
+
+# --- differential runs of a jitted step (tests/test_jit_differential.py) ---------------------
+# Names only, as above: tests/test_jit_differential.py builds the models, steps and changes.
+
+#: Hidden activations: nn's modules, and functions of Tensor methods and `F.where`.
+DIFF_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "where_leaky", "maximum_leaky",
+                    "clip", "abs_relu")
+#: Every cost of tinygrad_nn.costs (cross_entropy with labels and with one-hot rows, nll_loss
+#: on log_softmax) and a Huber loss written with `F.where`.
+DIFF_COSTS = ("quadratic", "cross_entropy_cost", "cross_entropy_labels", "cross_entropy_one_hot",
+              "bce_with_logits", "nll_log_softmax", "huber")
+#: Every optimizer of tinygrad_nn.optim, with and without momentum and weight decay.
+DIFF_OPTIMIZERS = ("sgd", "sgd_weight_decay", "momentum", "nesterov", "adam",
+                   "adam_weight_decay", "adamw")
+#: Changes made to both twins between two calls ("none" first: what examples shrink to).
+DIFF_CHANGES = ("none", "lr", "clear_state", "drop_state_entry", "drop_momentum",
+                "remove_param", "eval", "train", "dropout_p", "zero_grad_outside")
+#: What the step returns (it also always stores its cost in a dict, outside its result).
+DIFF_RETURNS = ("cost", "cost_and_output", "dict", "nothing")
+
+
+@dataclass
+class DifferentialRun:
+    """A model, an optimizer and the calls of one training step, by name.
+
+    `calls[k]` is (rows, negated): a negated call feeds minus the previous call's inputs (its
+    first rows) with the same targets, so every first-layer x·wᵀ flips sign and every mask
+    after it (relu, where, maximum, clip, abs) changes; ``init="xavier"`` starts the biases
+    at 0, so then every first-layer pre-activation flips. Only the last call may be short.
+    `changes[k]` is made to both twins before call k + 1: (a name of `DIFF_CHANGES`, a small
+    integer choosing the parameter, the factor or the new p). `zero_grad` False: the step
+    never zeroes the gradients (they accumulate, as in PyTorch).
+    """
+
+    sizes: list[int]
+    activations: list[str]
+    init: str
+    dropout: float | None
+    cost: str
+    optimizer: str
+    dtype: type
+    calls: list[tuple[int, bool]]
+    changes: list[tuple[str, int]]
+    zero_grad: bool
+    returns: str
+    seed: int
+
+
+@st.composite
+def differential_runs(draw, activations=DIFF_ACTIVATIONS, costs=DIFF_COSTS,
+                      changes=("none",), zero_grad: bool | None = True, min_calls: int = 6,
+                      max_calls: int = 9) -> DifferentialRun:
+    """Tiny models (1 or 2 hidden layers of 2 to 8 units) of the given `activations` and
+    `costs`, any optimizer and dtype, and `min_calls` to `max_calls` calls on fresh or
+    negated batches (the last possibly short), with `changes` drawn between calls (pass
+    DIFF_CHANGES for all); `zero_grad` None: drawn."""
+    sizes = [draw(st.integers(1, 4), label="n_in"),
+             *draw(st.lists(st.integers(2, 8), min_size=1, max_size=2), label="hidden"),
+             draw(st.integers(1, 4), label="n_out")]
+    hidden = st.sampled_from(activations)
+    chosen = draw(st.lists(hidden, min_size=len(sizes) - 2, max_size=len(sizes) - 2),
+                  label="activations")
+    rows = draw(st.integers(1, 6), label="rows")
+    n = draw(st.integers(min_calls, max_calls), label="calls")
+    negated = draw(st.lists(st.booleans(), min_size=n - 1, max_size=n - 1), label="negated")
+    last = draw(st.integers(1, rows), label="rows of the last call")
+    calls = [(rows, False), *((rows, neg) for neg in negated[:-1]), (last, negated[-1])]
+    change = st.tuples(st.sampled_from(changes), st.integers(0, 7))
+    return DifferentialRun(
+        sizes, chosen, draw(st.sampled_from(["xavier", "scaled"]), label="init"),
+        draw(st.sampled_from([None, 0.3]), label="dropout"),
+        draw(st.sampled_from(costs), label="cost"),
+        draw(st.sampled_from(DIFF_OPTIMIZERS), label="optimizer"),
+        draw(st.sampled_from([np.float64, np.float32]), label="dtype"), calls,
+        draw(st.lists(change, min_size=n - 1, max_size=n - 1), label="changes"),
+        draw(st.booleans() if zero_grad is None else st.just(zero_grad), label="zero_grad"),
+        draw(st.sampled_from(DIFF_RETURNS), label="returns"),
+        draw(st.integers(0, 2**32 - 1), label="seed"))
+
+
+@st.composite
+def changes_after_forward(draw, max_depth: int = MAX_DEPTH):
+    """(expression, fill, changed) for tests/test_aliasing.py: an `expressions()` tree, a
+    value to overwrite every user array with after the forward pass (nan included), and per
+    input whether an optimizer steps it between forward and backward (at least one does)."""
+    expression = draw(expressions(max_depth), label="expression")
+    fill = draw(st.sampled_from([0.0, -1.0, 7.5, 1e6, np.nan]), label="fill")
+    n = len(expression.inputs)
+    changed = draw(st.lists(st.booleans(), min_size=n, max_size=n).filter(any), label="changed")
+    return expression, fill, changed
+
+
+# --- memory layouts (tests/test_gradcheck.py) -------------------------------------------------
+
+#: Ways one array of values can sit in memory: what code that writes into an input
+#: (finite differences) or reads it through `reshape` must survive.
+LAYOUTS = ("C", "Fortran", "transposed", "read-only", "broadcast", "strided", "reversed")
+
+
+@st.composite
+def laid_out_arrays(draw, low: float = -2.0, high: float = 2.0) -> tuple[str, np.ndarray]:
+    """(layout, array): float64 values in [low, high], 1 to 3 axes of side 1 to 3, laid out
+    as one of `LAYOUTS` (a broadcast view is read-only with a zero stride)."""
+    layout = draw(st.sampled_from(LAYOUTS), label="layout")
+    shape = draw(shapes(min_dims=1), label="shape")
+    if layout == "broadcast":
+        axis = draw(st.integers(0, len(shape) - 1), label="broadcast axis")
+        small = draw(float_arrays(shape[:axis] + (1,) + shape[axis + 1:], low, high))
+        return layout, np.broadcast_to(small, shape)
+    if layout == "transposed":
+        return layout, draw(float_arrays(shape[::-1], low, high)).T
+    if layout == "strided":  # every other element along every axis of a bigger array
+        return layout, draw(float_arrays(tuple(2 * n for n in shape), low, high))[
+            tuple(slice(None, None, 2) for _ in shape)]
+    values = draw(float_arrays(shape, low, high))
+    if layout == "Fortran":
+        return layout, np.asfortranarray(values)
+    if layout == "read-only":
+        values.flags.writeable = False
+    elif layout == "reversed":
+        values = values[::-1]
+    return layout, values

@@ -369,3 +369,45 @@ def test_hessian_vector_product_with_respect_to_one_weight():
 
     numeric = (gradient_w1(arrays[0] + eps * v) - gradient_w1(arrays[0] - eps * v)) / (2 * eps)
     np.testing.assert_allclose(hv.data, numeric, rtol=1e-5, atol=1e-7)
+
+
+# --- one-element outputs and grad_outputs (issue 15, items 10 and 17) --------------------
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (1, 1, 1)])
+def test_backward_of_any_one_element_output_is_seeded_with_one(shape):
+    """PyTorch accepts any output of one element, not only shape ()."""
+    x = Tensor(np.full(shape, 3.0), requires_grad=True)
+    (x * 2.0).backward()
+    assert x.grad.shape == shape
+    np.testing.assert_array_equal(x.grad.data, np.full(shape, 2.0))
+    (g,) = grad(x * x, x)
+    np.testing.assert_array_equal(g.data, np.full(shape, 6.0))
+
+
+def test_backward_of_several_elements_still_needs_a_gradient():
+    x = Tensor(np.ones((1, 2)), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"\(1, 2\).*one element"):
+        (x * 2).backward()
+
+
+@pytest.mark.parametrize("seed", [2.0, 2, np.float64(2.0), np.array(2.0), Tensor(2.0)],
+                         ids=["float", "int", "np.float64", "0-d array", "Tensor"])
+def test_grad_outputs_as_one_number_or_array_for_one_output(seed):
+    x = Tensor([1.0, 3.0], requires_grad=True)
+    (g,) = grad((x * x).sum(), x, grad_outputs=seed)
+    np.testing.assert_array_equal(g.data, [4.0, 12.0])
+
+
+def test_grad_outputs_as_one_number_for_a_non_scalar_output_is_refused_naming_shapes():
+    x = Tensor([1.0, 3.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"gradient has shape \(\) but the output has shape"):
+        grad(x * x, x, grad_outputs=2.0)
+
+
+def test_grad_outputs_as_one_number_for_several_outputs_is_refused():
+    x = Tensor(1.0, requires_grad=True)
+    with pytest.raises(TypeError, match="2 outputs need a list of 2 grad_outputs"):
+        grad([x * 2, x * 3], x, grad_outputs=1.0)
+    (g,) = grad([x * 2, x * 3], x, grad_outputs=[1.0, 2.0])
+    assert g.item() == 8.0

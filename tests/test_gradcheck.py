@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import axes, distinct_arrays, float_arrays, relu_inputs
+from strategies import (
+    axes,
+    distinct_arrays,
+    float_arrays,
+    laid_out_arrays,
+    relu_inputs,
+)
 
 from tinygrad_nn import GradcheckError, Tensor, gradcheck, numerical_grad
 from tinygrad_nn.ops import Primitive
@@ -189,3 +195,39 @@ def test_gradcheck_passes_for_reductions(name, data):
     axis = data.draw(axes(len(shape)), label="axis")
     keepdims = data.draw(st.booleans(), label="keepdims")
     assert gradcheck(lambda t: reduce(t, axis, keepdims), Tensor(x, requires_grad=True))
+
+
+# --- any memory layout (issue 15, item 5) ---------------------------------------------------
+
+
+def test_numerical_grad_of_a_transposed_input_is_not_zero():
+    """Perturbing a non-C-contiguous input through reshape(-1) wrote to a copy: all zeros."""
+    x = np.arange(1.0, 7.0).reshape(2, 3).T
+    (g,) = numerical_grad(lambda a: (a * a).sum(), Tensor(x, requires_grad=True))
+    np.testing.assert_allclose(g, 2 * x, rtol=1e-8)
+    assert gradcheck(lambda a: (a * a).sum(), Tensor(np.asfortranarray(x), requires_grad=True))
+
+
+# d(x²) is 2x; this VJP is off by 1 everywhere, so every element of any input must fail.
+bad_square_plus_one = Primitive("bad_square_plus_one", np.square,
+                                lambda g, out, x: g * (2 * x + 1))
+
+
+@pytest.mark.property
+@given(case=laid_out_arrays(), other=laid_out_arrays())
+def test_gradcheck_on_every_layout_passes_right_and_fails_wrong_gradients(case, other):
+    (layout, x), (_, y) = case, other
+    before, y_before = x.copy(), y.copy()
+    flags = (x.flags.writeable, x.strides)
+    tx, ty = Tensor(x, requires_grad=True), Tensor(y, requires_grad=True)
+    # A correct gradient passes, whatever the layout of either input ...
+    assert gradcheck(lambda a, b: (a * a).sum() + (b * b * b).sum(), tx, ty)
+    (g,) = numerical_grad(lambda a: (a * a).sum(), tx)
+    np.testing.assert_allclose(g, 2 * x, rtol=1e-6, atol=1e-6)
+    # ... and a planted wrong one fails, at every element.
+    with pytest.raises(GradcheckError, match=r"input 0 .*largest absolute error 1 "):
+        gradcheck(lambda a: bad_square_plus_one(a).sum(), tx)
+    # The caller's arrays are untouched: values, writability and layout.
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(y, y_before)
+    assert (x.flags.writeable, x.strides) == flags, layout

@@ -373,16 +373,21 @@ def test_where_sends_no_gradient_to_the_branch_not_taken_even_if_it_is_inf():
     np.testing.assert_array_equal(x.grad.data, [0.5, 3.0])
 
 
-def test_std_gradient_of_constant_values_is_not_finite():
-    """std's docstring: no finite gradient where every value is equal (σ = 0).
+def test_std_gradient_of_constant_values_is_zero():
+    """std's docstring: gradient 0 where every value is equal (σ = 0), as PyTorch 2.13.
 
-    The chain is sqrt'(0) = ∞ times var' = 2(x - m)/n = 0, so the result is ∞ · 0 = NaN
-    (PyTorch gives NaN too); numpy warns on the way, hence the errstate here.
+    The bare chain rule gives sqrt'(0) · var' = ∞ · 0 = NaN; torch's std_backward (and this
+    std) take 0, σ's subgradient at its minimum. With one value too, and per axis.
     """
     x = Tensor([2.0, 2.0, 2.0], requires_grad=True)
-    with np.errstate(all="ignore"):
-        x.std().backward()
-    assert not np.isfinite(x.grad.data).any()
+    x.std().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, 0.0])
+    one = Tensor([5.0], requires_grad=True)
+    one.std().backward()
+    np.testing.assert_array_equal(one.grad.data, [0.0])
+    rows = Tensor([[1.0, 1.0], [1.0, 3.0]], requires_grad=True)
+    F.std(rows, axis=1).sum().backward()  # row 0 constant; row 1: (x - m)/(n σ) = ∓1/2
+    np.testing.assert_array_equal(rows.grad.data, [[0.0, 0.0], [-0.5, 0.5]])
 
 
 # --- numerical stability: |z| up to 1e4 ------------------------------------------------------

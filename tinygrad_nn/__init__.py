@@ -32,7 +32,7 @@ from .nn import (
 from .ops import exp, linear, log, matmul, relu, sigmoid, tanh
 from .optim import SGD, Adam, AdamW
 from .perceptron import NotDifferentiableError, Perceptron, nand_gate
-from .tensor import Tensor, is_grad_enabled, no_grad
+from .tensor import Tensor, as_tensor, is_grad_enabled, no_grad
 from .training import fit
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "Softmax",
     "Tanh",
     "Tensor",
+    "as_tensor",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "cross_entropy_cost",

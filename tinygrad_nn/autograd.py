@@ -78,55 +78,90 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
             if g is None:
                 continue
             receive(node, g)
-            op = node._op
-            if op is None:
-                continue
-            if as_tensors:
-                out = node
-                inputs = [p if p is not None else constant(a, node)
-                          for p, a in zip(node._parents, node._arrays)]
-            else:
-                out, inputs = node.data, node._arrays
-            params = node._params
-            for i, (parent, vjp) in enumerate(zip(node._parents, op.vjps)):
-                if parent is None or not parent.requires_grad:
-                    continue
-                g_in = vjp(g, out, *inputs, **params)
-                if _GradMode.anomaly:
-                    check_backward(node, i, g_in)
-                data = parent.data
-                if g_in.shape != data.shape:
-                    g_in = sum_to(g_in, data.shape)
-                if g_in.dtype != data.dtype:  # a float32 input mixed with float64
-                    g_in = cast(g_in, dtype=data.dtype)
-                key = id(parent)
-                previous = grads.get(key)
-                grads[key] = g_in if previous is None else previous + g_in
+            if node._op is not None:
+                _propagate(node, g, as_tensors, grads)
     if tape is not None:
         tape.phase = "update"
 
 
+def _propagate(node: Tensor, g: Any, as_tensors: bool, grads: dict[int, Any]) -> None:
+    """Apply node's VJPs to g, the gradient at its output, adding each result to `grads`."""
+    op = node._op
+    if as_tensors:
+        out = node
+        inputs = [p if p is not None else constant(a, node)
+                  for p, a in zip(node._parents, node._arrays)]
+    else:
+        out, inputs = node.data, node._arrays
+    params, born = node._params, node._born
+    for i, (parent, vjp) in enumerate(zip(node._parents, op.vjps)):
+        if parent is None:
+            continue
+        if parent._written > born:  # changed in place after this op read it
+            raise _modified_error(node, i, parent)
+        if not parent.requires_grad:
+            continue
+        g_in = vjp(g, out, *inputs, **params)
+        if _GradMode.anomaly:
+            check_backward(node, i, g_in)
+        data = parent.data
+        if g_in.shape != data.shape:
+            g_in = sum_to(g_in, data.shape)
+        if g_in.dtype != data.dtype:  # a float32 input mixed with float64
+            g_in = cast(g_in, dtype=data.dtype)
+        key = id(parent)
+        previous = grads.get(key)
+        grads[key] = g_in if previous is None else previous + g_in
+
+
+def _modified_error(node: Tensor, i: int, parent: Tensor) -> RuntimeError:
+    kind = "a parameter" if parent.is_leaf and parent.requires_grad else (
+        "a leaf" if parent.is_leaf else f"the output of {parent.grad_fn}")
+    return RuntimeError(
+        f"backward pass: one of the tensors needed for gradient computation has been "
+        f"modified by an in-place operation after it was used: input {i} of "
+        f"{node._op.name}, {kind} of shape {parent.shape} (now at version "
+        f"{parent._version}), changed after the forward pass read it (an optimizer step?), "
+        f"so the gradients would use values it no longer has. Call backward() before "
+        f"optimizer.step(), or run the forward pass again after the step"
+    )
+
+
 def _seed(output: Tensor, gradient: Any, create_graph: bool, who: str) -> Any:
+    """The gradient the walk starts from at `output`, in an array (or Tensor) of its own.
+
+    None means 1 for a one-element output (shape (), (1,), (1, 1): any one element, as
+    PyTorch). A given seed is copied (with the primitives, so `jit` records it) so that
+    no `.grad` shares the caller's array; with create_graph a Tensor seed is kept, so the
+    gradients can be differentiated with respect to it.
+    """
     if gradient is None:
-        if output.ndim != 0:
+        if output.size != 1:
             raise RuntimeError(
                 f"{who}: the output has shape {output.shape}; a gradient can be created "
-                f"implicitly only for a scalar. Pass gradient= of shape {output.shape} "
-                f"(or reduce the output first, e.g. with .sum())"
+                f"implicitly only for an output of one element. Pass gradient= of shape "
+                f"{output.shape} (or reduce the output first, e.g. with .sum())"
             )
-        gradient = np.ones((), dtype=output.dtype)
-    if isinstance(gradient, Tensor):
-        if not create_graph:
-            gradient = gradient.data
-    else:
-        gradient = np.array(to_array(gradient), dtype=output.dtype)  # a copy: never alias it
-    if gradient.shape != output.shape:
-        raise ValueError(
-            f"{who}: gradient has shape {gradient.shape} but the output has shape {output.shape}"
-        )
-    if create_graph and not isinstance(gradient, Tensor):
-        gradient = Tensor(gradient)
-    return gradient
+        return _seed_array(np.ones(output.shape, dtype=output.dtype), create_graph)
+    if isinstance(gradient, Tensor) and create_graph:
+        if gradient.shape != output.shape:
+            raise _seed_shape_error(gradient, output, who)
+        return gradient
+    array = to_array(gradient)
+    if array.shape != output.shape:
+        raise _seed_shape_error(array, output, who)
+    array = copy(array) if array.dtype == output.dtype else cast(array, dtype=output.dtype)
+    return _seed_array(array, create_graph)
+
+
+def _seed_array(array: np.ndarray, create_graph: bool) -> Any:
+    return Tensor._make(array) if create_graph else array
+
+
+def _seed_shape_error(gradient: Any, output: Tensor, who: str) -> ValueError:
+    return ValueError(
+        f"{who}: gradient has shape {gradient.shape} but the output has shape {output.shape}"
+    )
 
 
 def _check_requires_grad(t: Tensor, who: str) -> None:
@@ -140,28 +175,51 @@ def _check_requires_grad(t: Tensor, who: str) -> None:
         )
 
 
+def _owns_memory(data: Any) -> bool:
+    """Whether `data` is an array with memory of its own (not a view of another array).
+
+    While `jit` captures a step, its arrays are a subclass viewing the fresh result of each
+    primitive (see jit._Traced): such a view over a whole fresh array counts as owning it.
+    """
+    if type(data) is np.ndarray:
+        return data.flags.owndata
+    base = getattr(data, "base", None)
+    return (getattr(data, "_traced", False) and type(base) is np.ndarray
+            and base.flags.owndata and base.shape == data.shape
+            and base.strides == data.strides)
+
+
 def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -> None:
-    """Accumulate d(output)/d(leaf) into `.grad` of every leaf (and of retained tensors)."""
+    """Accumulate d(output)/d(leaf) into `.grad` of every leaf (and of retained tensors).
+
+    Every `.grad` gets an array of its own (never the seed's, never another's), also with
+    create_graph=True. Nothing is stored until the whole walk has succeeded, so an error
+    (a tensor modified in place, an anomaly) leaves every `.grad` as it was.
+    """
     _check_requires_grad(output, "backward")
     seed = _seed(output, gradient, create_graph, "backward")
-
-    stored: set[int] = set()
+    # Arrays already given to a .grad, and the caller's own seed: a second use is copied.
+    stored: set[int] = {id(seed.data)} if isinstance(seed, Tensor) and seed is gradient else set()
+    arrived: list[tuple[Tensor, Any]] = []
 
     def accumulate(t: Tensor, g: Any) -> None:
         if t._op is not None and not t._retain:
             return
-        if not create_graph:
-            # Each .grad gets an array of its own: a pass-through VJP (add, reshape)
-            # may hand the same array, or a view of one, to several tensors.
-            if isinstance(g, Tensor):  # (only while jit captures a step)
-                g = g.data
-            if type(g) is not np.ndarray or not g.flags.owndata or id(g) in stored:
-                g = copy(g)
-            stored.add(id(g))
-            g = Tensor._make(g)
-        t.grad = g if t.grad is None else t.grad + g
+        if isinstance(g, Tensor) and not create_graph:  # (only while jit captures a step)
+            g = g.data
+        # A pass-through VJP (add, reshape) may hand the same array, or a view of one,
+        # to several tensors: each .grad gets an array of its own (copied by a primitive,
+        # so a recorded backward records the copy too).
+        data = g.data if isinstance(g, Tensor) else g
+        if not _owns_memory(data) or id(data) in stored:
+            g = copy(g)
+            data = g.data if isinstance(g, Tensor) else g
+        stored.add(id(data))
+        arrived.append((t, g if create_graph else Tensor._make(g)))
 
     _walk([output], [seed], create_graph, accumulate)
+    for t, g in arrived:
+        t.grad = g if t.grad is None else t.grad + g
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
@@ -180,8 +238,13 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
-        grad_outputs = [grad_outputs] * len(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (list, tuple)):
+        if len(outputs) != 1:
+            raise TypeError(f"grad: {len(outputs)} outputs need a list of {len(outputs)} "
+                            f"grad_outputs, got one {type(grad_outputs).__name__}")
+        grad_outputs = [grad_outputs]  # one number, array or Tensor: the one output's seed
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
     for t in (*outputs, *inputs):
@@ -202,5 +265,5 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
                 f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "
                 f"pass allow_unused=True to get None for it"
             )
-        results.append(g if g is None or isinstance(g, Tensor) else Tensor(g))
+        results.append(g if g is None or isinstance(g, Tensor) else Tensor._make(g))
     return tuple(results)

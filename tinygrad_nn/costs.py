@@ -37,8 +37,8 @@ def _prepare(name: str, a: Any, y: Any) -> tuple[Tensor, Any, int]:
     """
     if not isinstance(a, Tensor):
         a = Tensor(a)
-    if not isinstance(y, Tensor):
-        y = Tensor(y)
+    if not isinstance(y, Tensor):  # shared, not copied: a copy would be baked into a replay
+        y = ops.constant(y, a)
     if a.shape != y.shape:
         raise ValueError(
             f"{name}: the outputs a have shape {a.shape} but the desired outputs y have shape "
@@ -77,19 +77,34 @@ def cross_entropy_cost(a: Any, y: Any) -> Tensor:
     """The cross-entropy cost of sigmoid outputs, C = -1/n Σ_x Σ_j [y ln a + (1-y) ln(1-a)].
 
     It is the sequel's cost: with sigmoid outputs its error δ^L = a - y loses the σ'(z) factor
-    that makes saturated neurons learn slowly under eq. 2.1. `y` may be any values in [0, 1].
+    that makes saturated neurons learn slowly under eq. 2.1. `y` must lie in [0, 1] (a NaN or
+    a value outside is refused, as in `cross_entropy`).
 
-    Safe at a = 0 and a = 1: `a` is first clamped into [ε, 1 - ε] with ε = `clamp_epsilon`,
+    When `a` is the output of the `sigmoid` primitive, a = σ(z) on the graph, the cost is
+    computed from the weighted input z instead, with -ln σ(z) = softplus(-z) and
+    -ln(1 - σ(z)) = softplus(z):  C = 1/n Σ [softplus(z) - y z]. That is exact at every z
+    (e.g. 1e4 at z = -1e4, y = 1) and its gradient is BP1's δ^L = (σ(z) - y)/n everywhere,
+    also where σ(z) has rounded to exactly 0 or 1 (z < -36 or z > 37 in float64), where the
+    clamped form below gives δ^L = 0 and a saturated, wrong neuron would never learn.
+    It is a composition of primitives rather than a fused primitive: five nodes (softplus,
+    mul, sub, sum, scale), half the clamped form's, and the same form as
+    `binary_cross_entropy_with_logits` (which averages over elements, not rows).
+
+    Any other `a` (plain values, a tensor made otherwise, or one computed under `no_grad`,
+    where the graph does not record z) is clamped into [ε, 1 - ε] with ε = `clamp_epsilon`,
     the machine epsilon (2.2e-16 in float64), so each term of the sum is at most -ln ε ≈ 36,
     never inf, and numpy never warns. The clamp is the `clip` primitive, which is exact for
     outputs inside [ε, 1 - ε] (bounds included); outside it the derivative with respect to
-    `a` is 0 (the clamped value does not change when `a` does), so a sigmoid output that has
-    saturated to exactly 0 or 1 gets no gradient from this cost.
+    `a` is 0.
 
     >>> round(cross_entropy_cost([0.5, 0.5], [1.0, 0.0]).item(), 6)  # -2 ln ½ = 2 ln 2
     1.386294
     """
     a, y, n = _prepare("cross_entropy_cost", a, y)
+    _check_unit_interval("cross_entropy_cost", "desired outputs y", y.data)
+    if a._op is ops.sigmoid:  # a = σ(z): the cost from z, so δ^L = a - y at every z
+        z = a._parents[0]
+        return (ops.softplus(z) - y * z).sum() * (1.0 / n)
     eps = clamp_epsilon(a.dtype)
     a = ops.clip(a, lo=eps, hi=1.0 - eps)
     total = (y * ops.log(a) + (1.0 - y) * ops.log(1.0 - a)).sum()
@@ -130,13 +145,22 @@ def check_labels(name: str, labels: Any, n: int, classes: int) -> np.ndarray:
     if labels.dtype.kind not in "iu":
         raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype} "
                          f"(write labels.astype(int) if they are whole numbers)")
-    bad = (labels < 0) | (labels >= classes)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ValueError(f"{name}: row {row} has label {labels[row]}, outside 0..{classes - 1} "
-                         f"for {classes} classes")
-    # A conversion through the cast primitive, so that a `jit` replay converts each batch.
-    return labels if labels.dtype == np.int64 else ops.cast(labels, dtype=np.dtype(np.int64))
+    # The range is checked by a primitive, so that a `jit` replay checks each batch too (a
+    # label of -1 would silently pick the last class); it also converts them to int64.
+    return ops.class_labels(labels, classes=classes, who=name)
+
+
+def _check_unit_interval(name: str, what: str, values: np.ndarray) -> None:
+    """Refuse values outside [0, 1], NaN included, naming the first one.
+
+    A check of the user's data, not a computation on it: nothing it computes reaches the
+    result, so it need not be a primitive.
+    """
+    outside = ~((values >= 0) & (values <= 1))  # NaN counts as outside
+    if outside.any():
+        index = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(f"{name}: {what} must lie in [0, 1], but the one at index {index} "
+                         f"is {values[index]}")
 
 
 def _probabilities(name: str, target: Any, like: Tensor, what: str) -> Any:
@@ -150,11 +174,7 @@ def _probabilities(name: str, target: Any, like: Tensor, what: str) -> Any:
     if values.shape != shape:
         raise ValueError(f"{name}: {what} have shape {values.shape} but the logits have shape "
                          f"{shape}; they must be equal, not broadcast")
-    outside = ~((values >= 0) & (values <= 1))  # NaN counts as outside
-    if outside.any():
-        index = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(f"{name}: {what} must lie in [0, 1], but the one at index {index} "
-                         f"is {values[index]}")
+    _check_unit_interval(name, what, values)
     if isinstance(target, Tensor):
         return target
     dtype = like.dtype if like.dtype.kind == "f" else np.dtype(np.float64)

@@ -64,19 +64,31 @@ def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0,
 
 
 def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """The square root of `var` (its gradient is NaN where every value reduced is equal)."""
-    return ops.sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof, who="std"))
+    """The square root of `var`, with gradient 0 where every value reduced is equal.
+
+    There σ = 0 and the chain rule gives sqrt'(0) · var' = inf · 0 = NaN; PyTorch's
+    std_backward takes 0 instead (σ is at its minimum there), and so does this: where
+    var = 0 the square root is taken of 1 (a constant, so no gradient reaches var) and the
+    result replaced by 0 — the "double where", with the mask made by the `equal`
+    primitive on var's own values, so that `jit` replays it.
+    """
+    v = var(x, axis=axis, keepdims=keepdims, ddof=ddof, who="std")
+    zero = (v.detach() == 0).data
+    return ops.where(0.0, ops.sqrt(ops.where(1.0, v, condition=zero)), condition=zero)
 
 
 def log_softmax(x: Tensor, axis: int = -1, who: str = "log_softmax") -> Tensor:
     """log softmax(x) = x - logsumexp(x): never takes the log of 0.
 
     x is first shifted by its (constant) max, which changes nothing mathematically
-    but keeps full precision when |x| is large (1e4 in float32).
+    but keeps full precision when |x| is large (1e4 in float32). A row whose max is
+    not finite (all -inf, or holding +inf or nan) has no softmax (0/0 or inf/inf): it
+    is shifted by NaN, so the whole row and its gradient are NaN, silently, as
+    torch.log_softmax gives (rather than numpy's "invalid value" for -inf - -inf).
     """
     _axes(x, axis, who)
     top = x.detach().max(axis=axis, keepdims=True)  # primitives: a `jit` replay recomputes it
-    shifted = x - ops.where(top, 0.0, condition=ops.isfinite(top).data)  # all -inf stays -inf
+    shifted = x - ops._finite_or(top, np.nan)
     return shifted - ops.logsumexp(shifted, axis=axis, keepdims=True)
 
 
@@ -89,6 +101,8 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     """x where `condition` holds, else y; the condition itself is not differentiable."""
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
         x = Tensor(x)
+    if isinstance(condition, Tensor) and condition.dtype != bool:  # through a primitive,
+        condition = ops.cast(condition.detach(), dtype=np.dtype(bool))  # so `jit` replays it
     return ops.where(x, y, condition=to_array(condition, dtype=bool))
 
 

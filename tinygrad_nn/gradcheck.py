@@ -22,9 +22,16 @@ class GradcheckError(AssertionError):
 
 
 def _float64_copies(inputs: tuple) -> list[Tensor]:
+    """Fresh, writable, C-ordered float64 copies: the caller's arrays are never perturbed.
+
+    Whatever the input's layout (a transpose, Fortran order, a broadcast view with zero
+    strides, a read-only array, a strided slice), the copy owns its memory, so writing one
+    element changes exactly that element of what `fn` sees.
+    """
     return [
-        Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad)
-        if isinstance(x, Tensor) else Tensor(np.array(x, dtype=np.float64))
+        Tensor(np.array(x.data, dtype=np.float64, order="C", copy=True),
+               requires_grad=x.requires_grad)
+        if isinstance(x, Tensor) else Tensor(np.array(x, dtype=np.float64, order="C", copy=True))
         for x in inputs
     ]
 
@@ -60,16 +67,19 @@ def numerical_grad(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
             if not x.requires_grad:
                 result.append(None)
                 continue
-            g = np.zeros_like(x.data)
-            flat, gflat = x.data.reshape(-1), g.reshape(-1)
-            for i in range(flat.size):
-                original = flat[i]
-                flat[i] = original + eps
+            data = x.data
+            g = np.zeros(data.shape, dtype=np.float64)
+            # Perturb through a multi-index, never through `reshape(-1)`: on an array that is
+            # not C-contiguous, reshape returns a copy, the writes miss what `fn` reads, and
+            # every difference comes out 0.
+            for i in np.ndindex(data.shape):
+                original = data[i]
+                data[i] = original + eps
                 f_plus = _scalar(fn, inputs64, projection).item()
-                flat[i] = original - eps
+                data[i] = original - eps
                 f_minus = _scalar(fn, inputs64, projection).item()
-                flat[i] = original
-                gflat[i] = (f_plus - f_minus) / (2 * eps)
+                data[i] = original
+                g[i] = (f_plus - f_minus) / (2 * eps)
             result.append(g)
     return result
 
@@ -100,7 +110,9 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
         err = np.abs(a - n)
         if np.all(err <= atol + rtol * np.abs(n)):
             continue
-        rel = err / np.maximum(np.abs(n), np.finfo(np.float64).tiny)
+        # Where the numerical gradient is 0 the relative error is infinite (or 0 if the
+        # analytic one is 0 too); dividing by a tiny number instead would overflow and warn.
+        rel = np.divide(err, np.abs(n), out=np.where(err > 0, np.inf, 0.0), where=n != 0)
         worst = np.unravel_index(np.argmax(err), err.shape)
         worst_rel = np.unravel_index(np.argmax(rel), rel.shape)
         problems.append(

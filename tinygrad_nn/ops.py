@@ -55,6 +55,8 @@ class Primitive:
                 like = x
                 break
         tape = _GradMode.tape
+        if tape is not None:  # `jit` is capturing: it may need to undo this call's writes
+            tape.before(self, params, out)
         if like is None:  # plain arrays in, plain array out: the first-order backward
             if out is None:
                 data = self.forward(*inputs, **params)
@@ -84,28 +86,48 @@ class Primitive:
                 data = self.forward(*arrays, **params)
         except (ValueError, IndexError, TypeError) as err:
             raise _explain(self.name, arrays, params, err) from None
-        if type(data) is not np.ndarray:  # numpy gives scalars for 0-d results
+        if type(data) is not np.ndarray and not isinstance(data, np.ndarray):  # numpy gives
+            # scalars for 0-d results (an ndarray subclass, jit's traced arrays, stays one)
             data = np.asarray(data)
         if tape is not None:
-            tape.record(self, inputs, arrays, params, data, False)
+            data = tape.record(self, inputs, arrays, params, data, False)
         if needs_grad and _GradMode.enabled and self.vjps:
             out = Tensor._make(data, self, tuple(parents), params, tuple(arrays))
             if _GradMode.anomaly:
                 out._origin = anomaly.user_frame()
-            return out
-        return Tensor._make(data)
+        else:
+            out = Tensor._make(data)
+        if tape is not None:
+            tape.made(out)
+        return out
 
 
 def _constant_array(x: Any, like: Tensor) -> Any:
-    """A Python number takes the tensor's float dtype, so float32 stays float32."""
+    """A Python number takes the tensor's float dtype, so float32 stays float32.
+
+    A number beyond the dtype's range becomes ±inf, as PyTorch's `float16_tensor + 1e5`
+    gives, with no "overflow encountered in cast" warning; the range test is one Python
+    comparison, so the common case pays nothing more.
+    """
     if isinstance(x, (int, float)):
-        return like.dtype.type(x) if like.dtype.kind == "f" else x
+        if like.dtype.kind != "f":
+            return x
+        if -_LARGEST.get(like.dtype, np.inf) <= x <= _LARGEST.get(like.dtype, np.inf):
+            return like.dtype.type(x)
+        with np.errstate(over="ignore"):  # out of range (or nan): numpy's ±inf (or nan)
+            return like.dtype.type(x)
     return to_array(x)
+
+
+# The largest finite value of each float dtype, as a Python float for a cheap comparison.
+_LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 
 
 def constant(x: Any, like: Tensor) -> Tensor:
     """A constant input (as recorded by a primitive) as a tensor off the graph."""
-    return Tensor._make(np.asarray(_constant_array(x, like)))
+    x = _constant_array(x, like)
+    # (an array stays the very array: `jit` names and replays it by identity)
+    return Tensor._make(x if isinstance(x, np.ndarray) else np.asarray(x))
 
 
 def _explain(name: str, arrays: list, params: dict, err: Exception) -> Exception:
@@ -164,11 +186,18 @@ def _stable_sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
     e^{-z} overflows for z below -log(max float); clamping z at -709 (float64) or
     -88 (float32) changes σ by less than 1e-307 (float64) or 1e-38 (float32), and
-    the formula keeps full relative precision everywhere else.
+    the formula keeps full relative precision everywhere else. float16's clamp would be
+    -11, where σ is still 1.7e-5, so float16 is computed in float32 and rounded back
+    (a rare dtype: the float32/float64 hot path stays one maximum and three ufuncs).
     """
     t = np.empty(z.shape, dtype=z.dtype if z.dtype.kind == "f" else np.float64) if out is None \
         else out
-    np.maximum(z, _SIGMOID_FLOOR.get(t.dtype, -709.0), out=t)
+    floor = _SIGMOID_FLOOR.get(t.dtype)
+    if floor is None:  # float16 (e^12 overflows it) and the like: compute in float32 or 64
+        wide = np.float32 if t.dtype.itemsize < 4 else np.float64
+        np.copyto(t, _stable_sigmoid(z.astype(wide)), casting="unsafe")
+        return t
+    np.maximum(z, floor, out=t)
     np.negative(t, out=t)  # in place: this runs on every layer of every step
     np.exp(t, out=t)
     np.add(t, _ONE.get(t.dtype, 1.0), out=t)
@@ -177,8 +206,22 @@ def _stable_sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 # 0-d arrays rather than Python numbers, so numpy converts nothing on each call.
 _SIGMOID_FLOOR = {np.dtype(t): np.array(-np.floor(np.log(np.finfo(t).max)), dtype=t)
-                  for t in (np.float32, np.float64)}
-_ONE = {np.dtype(t): np.ones((), dtype=t) for t in (np.float32, np.float64)}
+                  for t in (np.float32, np.float64, np.longdouble)}
+_ONE = {np.dtype(t): np.ones((), dtype=t) for t in (np.float32, np.float64, np.longdouble)}
+
+
+def _quiet(ufunc: np.ufunc, doc: str) -> Callable:
+    """A ufunc that gives IEEE's ±inf and nan silently, as PyTorch does (log 0 = -inf,
+    1/0 = inf, 0 ** -1 = inf, √-1 = nan): numpy's warnings are not errors of the user's.
+
+    For the elementwise maths off the hot path (the sigmoid, linear and cost primitives
+    that run on every layer of every step take no errstate: ~1 µs each).
+    """
+    def forward(*args: Any, out: np.ndarray | None = None) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return ufunc(*args, out=out)
+    forward.__doc__ = doc
+    return forward
 
 
 def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
@@ -187,9 +230,17 @@ def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray | None 
 
     Into `out`, b is first copied into `work`, an array of out's shape: numpy buffers a
     broadcasting add, which would allocate on every call; the sums are the same.
+
+    The shapes torch.nn.functional.linear accepts with a bias, and no others: w must be a
+    matrix, and b must not enlarge the output (a b of shape (m, n_out) for a 1-D x would
+    make m outputs from one input, which BP4's sum over examples cannot undo).
     """
     if out is None:
-        return x @ w.T + b
+        z = x @ w.T + b
+        if w.ndim != 2 or z.shape[:-1] != x.shape[:-1]:  # two cheap comparisons per layer
+            raise ValueError("linear: weight must be (n_out, n_in) and the bias must not "
+                             "broadcast the output beyond x's batch shape")
+        return z
     np.matmul(x, w.T, out=out)
     np.copyto(work, b)
     return np.add(out, work, out=out)
@@ -285,9 +336,59 @@ def _detached(x: Any) -> Any:
 def _max_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     # Ties share the gradient equally (as torch.amax does).
     kept = _kept_shape(x.shape, axis)
+    # A NaN wins nothing (nan != nan), so 0/0 gives every entry NaN, as torch.amax does.
     winners = _detached(x) == _detached(out).reshape(kept)
-    share = winners / winners.sum(axis=axis, keepdims=True)
+    share = div(winners, winners.sum(axis=axis, keepdims=True))
     return g.reshape(kept) * cast(share, dtype=g.dtype)
+
+
+def _pow_vjp_x(g: Any, out: Any, x: Any, y: Any) -> Any:
+    """d/dx x^y = y x^(y-1), but 0 where y == 0 (x^0 = 1 everywhere, x = 0 included).
+
+    PyTorch's convention: without it 0 · 0^-1 = 0 · inf = NaN at x = 0, and a relu zero
+    feeding `h ** 0` poisons a polynomial feature's whole gradient.
+    """
+    # Masked before the product: 0 · inf would be NaN (and a numpy warning) otherwise.
+    power = where(0.0, pow(x, y - 1), condition=_value(_detached(y) == 0))
+    return g * y * power
+
+
+def _pow_vjp_y(g: Any, out: Any, x: Any, y: Any) -> Any:
+    """d/dy x^y = x^y ln x, but 0 where x == 0 and y >= 0 (PyTorch's convention).
+
+    0^y is constant (0, or 1 at y = 0) for y > 0, so its derivative is 0 rather than
+    0 · ln 0 = NaN; for y < 0 the honest 0^y ln 0 = inf · -inf = -inf is kept, and a
+    negative x gives NaN (ln x), silently, as in PyTorch.
+    """
+    xd, yd = _detached(x), _detached(y)
+    flat = (xd == 0) * (yd >= 0)  # a product of booleans: their "and", as a primitive
+    return g * out * where(0.0, log(x), condition=_value(flat))  # masked before 0 · -inf
+
+
+def _zero_vjp(g: Any, out: Any, x: Any) -> Any:
+    """A gradient of zeros (sign, floor: piecewise constant), made with a primitive so
+    that even a NaN in g gives 0, as PyTorch's zeros_like(grad)."""
+    return where(0.0, g, condition=True)
+
+
+def _clip_vjp(g: Any, out: Any, x: Any, lo: Any, hi: Any) -> Any:
+    """g where lo <= x <= hi (bounds included, as torch.clamp), else 0.
+
+    With lo > hi numpy's clip (and torch.clamp) outputs hi everywhere: a constant, so the
+    gradient is 0 everywhere, also where x happens to equal hi.
+    """
+    passes = _detached(out) == _detached(x)
+    if lo is not None and hi is not None:
+        passes = passes * less_equal(lo, hi)  # a primitive too: lo, hi may be arrays
+    return g * passes
+
+
+def _log_sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """log σ(z) = -softplus(-z) = -log(1 + e^{-z}): numpy's logaddexp never overflows, so
+    it is exact at |z| = 1e4 in every float dtype (-1e4 there, and -e^{-z} for large z)."""
+    with np.errstate(invalid="ignore"):  # numpy's logaddexp warns on a NaN input
+        t = np.logaddexp(0, np.negative(z), out=out)
+    return np.negative(t, out=out)  # (a 0-d result is a numpy scalar: no out= for it)
 
 
 def _tie_share(g: Any, x: Any, y: Any, wins: Callable) -> Any:
@@ -305,10 +406,21 @@ def _logsumexp(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
+def _finite_or(top: Any, fill: float) -> Any:
+    """top where it is finite, else `fill`: the shift of a row whose max is ±inf or nan.
+
+    Made with primitives (isfinite, where) on top's own values, so that `jit` replays it.
+    """
+    return where(top, fill, condition=_value(isfinite(top)))
+
+
 def _softmax(x: Any, axis: Any) -> Any:
-    """e^x / Σ e^x, shifted by the (constant) max so it keeps full precision."""
-    e = exp(x - _detached(x).max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    """e^x / Σ e^x, shifted by the (constant, finite) max so it keeps full precision.
+
+    An all -inf row is 0/0: NaN, as torch.logsumexp's gradient, silently (the quiet `div`).
+    """
+    e = exp(x - _finite_or(_detached(x).max(axis=axis, keepdims=True), 0.0))
+    return div(e, e.sum(axis=axis, keepdims=True))
 
 
 def _concatenate_vjps(n: int) -> tuple[Callable, ...]:
@@ -347,23 +459,25 @@ mul = Primitive("mul", np.multiply,
                 lambda g, out, x, y: g * y,
                 lambda g, out, x, y: g * x,
                 doc="x * y elementwise (broadcasting); d/dx = y, d/dy = x.")
-div = Primitive("div", np.divide,
-                lambda g, out, x, y: g / y,
-                lambda g, out, x, y: -g * out / y,
-                doc="x / y (broadcasting); d/dx = 1/y, d/dy = -x/y².")
-pow = Primitive("pow", np.power,
-                lambda g, out, x, y: g * y * x ** (y - 1),
-                lambda g, out, x, y: g * out * log(x),
-                doc="x ** y; d/dx = y x^(y-1), d/dy = x^y ln x (needs x > 0).")
+div = Primitive("div", _quiet(np.divide, "x / y; x/0 = ±inf and 0/0 = nan, silently."),
+                lambda g, out, x, y: div(g, y),
+                lambda g, out, x, y: div(-g * out, y),
+                doc="x / y (broadcasting); d/dx = 1/y, d/dy = -x/y². Division by 0 gives "
+                    "±inf or nan without a warning, as in PyTorch.")
+pow = Primitive("pow", _quiet(np.power, "x ** y; 0 ** -1 = inf, (-1) ** 0.5 = nan, silently."),
+                _pow_vjp_x, _pow_vjp_y,
+                doc="x ** y; d/dx = y x^(y-1) (0 where y = 0), d/dy = x^y ln x (0 where x = 0 "
+                    "and y >= 0): PyTorch's conventions at a zero base.")
 neg = Primitive("neg", np.negative,
                 lambda g, out, x: -g,
                 doc="-x.")
 exp = Primitive("exp", np.exp,
                 lambda g, out, x: g * out,
                 doc="e^x; its derivative is e^x itself.")
-log = Primitive("log", np.log,
-                lambda g, out, x: g / x,
-                doc="The natural log (numpy's: -inf at 0, nan below); d/dx = 1/x.")
+log = Primitive("log", _quiet(np.log, "ln x; -inf at 0 and nan below, silently."),
+                lambda g, out, x: div(g, x),  # inf at 0, as PyTorch
+                doc="The natural log (-inf at 0, nan below, with no warning, as PyTorch); "
+                    "d/dx = 1/x.")
 sigmoid = Primitive("sigmoid", _stable_sigmoid,
                     # σ'(z) = σ(z)(1 - σ(z)) = σ(z)σ(-z): the second form keeps full
                     # precision where σ(z) is near 1 and 1 - σ(z) would cancel.
@@ -422,16 +536,16 @@ scatter_add = Primitive("scatter_add", _scatter_add,
                         doc="Zeros of `shape` with x added at `index` (getitem's VJP).")
 
 
-sqrt = Primitive("sqrt", np.sqrt,
-                 lambda g, out, x: g / (2 * out),
-                 doc="√x; d/dx = 1/(2√x).")
+sqrt = Primitive("sqrt", _quiet(np.sqrt, "√x; nan below 0, silently."),
+                 lambda g, out, x: div(g, 2 * out),  # inf at 0, as PyTorch
+                 doc="√x; d/dx = 1/(2√x) (inf at 0, as PyTorch).")
 abs = Primitive("abs", np.abs,
                 lambda g, out, x: g * sign(_detached(x)),  # abs'(0) = 0, as PyTorch
                 doc="|x|; its derivative at 0 is taken as 0.")
 clip = Primitive("clip", lambda x, lo, hi, out=None: np.clip(x, lo, hi, out=out),
-                 lambda g, out, x, lo, hi: g * (_detached(out) == _detached(x)),
+                 _clip_vjp,
                  doc="x limited to [lo, hi]; the gradient passes where lo <= x <= hi "
-                     "(bounds included, as torch.clamp).")
+                     "(bounds included, as torch.clamp; none at all when lo > hi).")
 maximum = Primitive("maximum", np.maximum,
                     lambda g, out, x, y: _tie_share(g, x, y, operator.gt),
                     lambda g, out, x, y: _tie_share(g, y, x, operator.gt),
@@ -441,8 +555,10 @@ minimum = Primitive("minimum", np.minimum,
                     lambda g, out, x, y: _tie_share(g, y, x, operator.lt),
                     doc="Elementwise min of two tensors; a tie gives each half the gradient.")
 where = Primitive("where", _where,
-                  lambda g, out, x, y, condition: g * condition,
-                  lambda g, out, x, y, condition: g * ~condition,
+                  # where again, on the same condition array: no mask (not `~condition`)
+                  # is computed outside a primitive, so `jit` replays each step's condition.
+                  lambda g, out, x, y, condition: where(g, 0.0, condition=condition),
+                  lambda g, out, x, y, condition: where(0.0, g, condition=condition),
                   doc="x where the boolean array `condition` holds, else y (numpy's where).")
 leaky_relu = Primitive("leaky_relu", lambda x, slope: np.where(x > 0, x, x * slope),
                        lambda g, out, x, slope:  # where x > 0, 1; elsewhere, slope
@@ -450,9 +566,15 @@ leaky_relu = Primitive("leaky_relu", lambda x, slope: np.where(x > 0, x, x * slo
                            g * cast(where(1.0, slope, condition=_value(_detached(x) > 0)),
                                     dtype=g.dtype),
                        doc="x for x > 0, slope·x otherwise; the derivative at 0 is `slope`.")
-softplus = Primitive("softplus", lambda x, out=None: np.logaddexp(0, x, out=out),
+_logaddexp = _quiet(np.logaddexp, "log(e^x + e^y); nan for a nan, silently.")
+softplus = Primitive("softplus", lambda x, out=None: _logaddexp(0, x, out=out),
                      lambda g, out, x: g * sigmoid(x),
                      doc="log(1 + e^x), computed without overflow; its derivative is σ(x).")
+log_sigmoid = Primitive("log_sigmoid", _log_sigmoid,
+                        # d/dz log σ(z) = 1 - σ(z) = σ(-z): no cancellation where σ ≈ 1
+                        lambda g, out, x: g * sigmoid(-x),
+                        doc="log σ(z) = -softplus(-z), stable at |z| = 1e4 in every float "
+                            "dtype (torch.nn.functional.logsigmoid); its derivative is σ(-z).")
 logsumexp = Primitive("logsumexp", _logsumexp,
                       lambda g, out, x, axis, keepdims:
                           g.reshape(_kept_shape(x.shape, axis)) * _softmax(x, axis),
@@ -462,7 +584,7 @@ copy = Primitive("copy", _copy,
                  doc="A copy of x in an array of its own (the graph walk's `.grad` arrays).")
 
 # Not differentiable: their outputs never require grad. They are primitives all the
-# same, so that masks, signs and random draws made during a step are recorded by `jit`.
+# same, so that masks and random draws made during a step are recorded by `jit`.
 greater = Primitive("greater", np.greater, doc="x > y (boolean; not differentiable).")
 greater_equal = Primitive("greater_equal", np.greater_equal,
                           doc="x >= y (boolean; not differentiable).")
@@ -472,7 +594,30 @@ equal = Primitive("equal", np.equal, doc="x == y (boolean; not differentiable)."
 not_equal = Primitive("not_equal", np.not_equal, doc="x != y (boolean; not differentiable).")
 isfinite = Primitive("isfinite", np.isfinite,
                      doc="True where x is neither inf nor nan (not differentiable).")
-sign = Primitive("sign", np.sign, doc="-1, 0 or 1 by the sign of x (not differentiable).")
+sign = Primitive("sign", np.sign, _zero_vjp,
+                 doc="-1, 0 or 1 by the sign of x; piecewise constant, so its gradient is 0 "
+                     "(as torch.sign: the output of a requires-grad x requires grad).")
+floor = Primitive("floor", np.floor, _zero_vjp,
+                  doc="The largest integer <= x (as a float); its gradient is 0, as "
+                      "torch.floor's.")
+
+
+def _class_labels(labels: np.ndarray, classes: int, who: str,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    bad = (labels < 0) | (labels >= classes)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(f"{who}: row {row} has label {labels[row]}, outside 0..{classes - 1} "
+                         f"for {classes} classes")
+    if out is None:
+        return labels.astype(np.int64)
+    np.copyto(out, labels, casting="unsafe")
+    return out
+
+
+class_labels = Primitive("class_labels", _class_labels,
+                         doc="Integer class labels as int64, each checked to lie in "
+                             "0..classes-1 (not differentiable; a replay checks each batch).")
 uniform = Primitive("uniform", lambda shape, rng, out=None: rng.random(shape, out=out),
                     doc="Numbers drawn uniformly from [0, 1) by the generator `rng` (float64).")
 

@@ -3,12 +3,16 @@
 A Tensor made by a primitive keeps the primitive (`_op`), its input tensors
 (`_parents`) and its non-tensor arguments (`_params`). Those three fields are the
 whole computation graph; `autograd.py` walks it backwards.
+
+`Tensor(data)` copies `data` (as `torch.tensor`); `Tensor.from_numpy` and `as_tensor`
+share it. A tensor changed in place after an op read it (an optimizer step between
+forward and backward) is noticed by its version (`_bump_version`) and refused by the walk.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -61,21 +65,65 @@ class no_grad:
         return without_grad
 
 
+def watch(value: Callable[[], Any]) -> None:
+    """While `jit` captures a step, capture again whenever `value()` changes.
+
+    The hook the core exposes to the jit (which it never imports): a Python value a step
+    bakes into its tape (an optimizer's learning rate, a module's training flag) is
+    watched, so a replay never runs with a stale one. Outside a capture it does nothing.
+    """
+    tape = _GradMode.tape
+    if tape is not None:
+        tape.watch(value)
+
+
 def is_grad_enabled() -> bool:
     """True unless inside `no_grad`."""
     return _GradMode.enabled
+
+
+_KIND_NAMES = {"O": "objects", "U": "strings", "S": "bytes", "c": "complex numbers",
+               "V": "structured records", "M": "dates", "m": "time deltas"}
+
+
+def _refuse_dtype(dtype: np.dtype, what: str) -> TypeError:
+    """The one message for a non-numeric dtype, whether it came with the data or was asked for."""
+    shown = _KIND_NAMES.get(dtype.kind, f"dtype {dtype}")
+    return TypeError(
+        f"Tensor: cannot build a tensor from {what} holding {shown} (dtype {dtype}); expected "
+        f"numbers (int, float, bool), a nested list of numbers or a numeric ndarray"
+    )
+
+
+def _numeric_dtype(dtype: Any) -> np.dtype:
+    """`dtype` as a numpy dtype, refused (TypeError) unless it holds numbers or booleans."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"Tensor: {dtype!r} is not a dtype: {err}") from None
+    if dtype.kind not in "fiub":
+        raise _refuse_dtype(dtype, f"dtype={dtype.name!r}, a dtype")
+    return dtype
 
 
 def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     """The one place that turns user data into an ndarray.
 
     Python numbers and lists become float64 (unless `dtype` says otherwise);
-    ndarrays keep their dtype. Strings, objects and ragged lists are refused.
+    ndarrays keep their dtype. Strings, objects, complex numbers and ragged lists
+    are refused, and so is a `dtype` that holds them.
+
+    An ndarray of the right dtype is returned as it is, shared, not copied (`Tensor()`
+    copies it; `as_tensor` and the primitives' constant operands share it). A conversion
+    of an ndarray goes through the `ops.cast` primitive, so that `jit` records it.
     """
     if isinstance(data, Tensor):
         data = data.data
-    if isinstance(data, (np.ndarray, np.generic)):
-        array = np.asarray(data)
+    given = isinstance(data, np.ndarray)  # (an array the caller may hold and change)
+    if given or isinstance(data, np.generic):
+        # A subclass is seen as a plain ndarray, except the arrays `jit` traces while it
+        # captures a step (`_traced`): they must reach the primitives as they are.
+        array = data if getattr(data, "_traced", False) else np.asarray(data)
     else:
         try:
             array = np.asarray(data)
@@ -84,19 +132,41 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
                 f"Tensor: cannot build a tensor from a ragged nested sequence "
                 f"(sublists of different lengths): {err}"
             ) from None
-        if array.dtype.kind in "iub":
+        if array.dtype.kind in "iub" and dtype is None:
             array = array.astype(np.float64)
     if array.dtype.kind not in "fiub":
-        what = {"O": "objects", "U": "strings", "S": "bytes", "c": "complex numbers"}
-        shown = what.get(array.dtype.kind, f"dtype {array.dtype}")
-        raise TypeError(
-            f"Tensor: cannot build a tensor from {type(data).__name__} data holding {shown} "
-            f"(dtype {array.dtype}); expected numbers "
-            f"(int, float, bool), a nested list of numbers or a numeric ndarray"
-        )
+        raise _refuse_dtype(array.dtype, f"{type(data).__name__} data")
     if dtype is not None:
-        array = array.astype(dtype, copy=False)
+        dtype = _numeric_dtype(dtype)
+        if array.dtype != dtype:  # (a fresh array of Python numbers is no step data)
+            array = ops.cast(array, dtype=dtype) if given else array.astype(dtype)
     return array
+
+
+def _own_array(data: Any, dtype: Any) -> np.ndarray:
+    """`to_array`, but never the caller's memory: `Tensor()` copies, as `torch.tensor` does.
+
+    Lists and numbers give fresh arrays already; an ndarray (or a Tensor's) that `to_array`
+    would share, or a view of one, is copied with the `ops.copy` primitive, so that a
+    `jit` capture records the copy and replays it with each step's data.
+    """
+    source = data.data if isinstance(data, Tensor) else data
+    array = to_array(source, dtype)
+    if isinstance(source, np.ndarray) and (array is source or array.base is not None):
+        array = ops.copy(array)
+    return array
+
+
+class _Clock:
+    """Counts in-place modifications of tensors, all tensors together.
+
+    A primitive's output notes the count when it is made (`Tensor._born`); a tensor
+    modified in place notes the count after its modification (`Tensor._written`). A
+    parent written after its child was born has changed under the graph: the walk
+    refuses it. One counter read per op, rather than a tuple of the parents' versions.
+    """
+
+    now = 0
 
 
 class Tensor:
@@ -107,15 +177,20 @@ class Tensor:
     >>> y.backward()
     >>> x.grad
     Tensor([2., 4., 6.])
+
+    `Tensor(data)` copies `data`, as `torch.tensor` does: changing the array afterwards
+    changes neither the tensor nor any gradient computed from it. `Tensor.from_numpy` and
+    `as_tensor` share the caller's array instead (no copy: for data read many times).
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_arrays", "_params",
-                 "_retain", "_origin", "__weakref__")
+                 "_retain", "_origin", "_writes", "_written", "_born", "__weakref__")
     # Make `ndarray + Tensor` return NotImplemented so Tensor.__radd__ runs.
     __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = to_array(data, dtype)
+        self.data = _own_array(data, dtype)
+        self._writes = self._written = self._born = 0
         self.grad: Tensor | None = None
         self._op = None
         self._parents: tuple[Tensor | None, ...] = ()
@@ -140,7 +215,46 @@ class Tensor:
         out._op, out._parents, out._arrays = op, parents, arrays
         out._params = _NO_PARAMS if params is None else params
         out.requires_grad = op is not None
+        out._writes, out._written, out._born = 0, 0, _Clock.now
         return out
+
+    @classmethod
+    def from_numpy(cls, array: np.ndarray) -> Tensor:
+        """A tensor sharing `array`'s memory, as `torch.from_numpy`: no copy is made.
+
+        Changes to the array show in the tensor and the other way round, so an array
+        changed after a forward pass changes the gradients computed from it: change it
+        only after `backward()`. The dtype is kept (numbers and booleans only).
+        """
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"Tensor.from_numpy: expected an np.ndarray, got "
+                            f"{type(array).__name__}; use Tensor(data) or as_tensor(data)")
+        return cls._make(to_array(array))
+
+    # --- versions: refusing a graph whose inputs changed under it -----------------
+
+    @property
+    def _version(self) -> int:
+        """How many times this tensor was modified in place (`_bump_version`), as in PyTorch.
+
+        Setting it (``p._version += 1``) counts as a modification too.
+        """
+        return self._writes
+
+    @_version.setter
+    def _version(self, value: int) -> None:
+        _Clock.now += 1
+        self._writes, self._written = value, _Clock.now
+
+    def _bump_version(self) -> None:
+        """Note an in-place modification of `data` (the optimizers call this after a step).
+
+        A graph built from this tensor before the modification can no longer give right
+        gradients; its `backward()` raises instead (see `autograd._walk`).
+        """
+        _Clock.now += 1
+        self._writes += 1
+        self._written = _Clock.now
 
     # --- what PyTorch users expect -------------------------------------------------
 
@@ -180,14 +294,56 @@ class Tensor:
 
     def item(self) -> float:
         """The single element as a Python number."""
+        return self._value("item", "item()")
+
+    def _value(self, who: str, how: str) -> Any:
+        """The one element as a Python number, for `item()`, `float()`, `int()` and `format`.
+
+        While `jit` captures a step the read is reported: a replay does not run the Python
+        that uses the value.
+        """
         if _GradMode.tape is not None:
-            _GradMode.tape.read_value(self, "item()")
+            _GradMode.tape.read_value(self, how)
         if self.data.size != 1:
             raise ValueError(
-                f"item: only a tensor with exactly one element converts to a Python number, "
+                f"{who}: only a tensor with exactly one element converts to a Python number, "
                 f"this one has shape {self.shape}"
             )
         return self.data.item()
+
+    def tolist(self) -> Any:
+        """The values as (nested lists of) Python numbers, as numpy's tolist."""
+        if _GradMode.tape is not None:
+            _GradMode.tape.read_value(self, "tolist()")
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self._value("float", "float()"))
+
+    def __int__(self) -> int:
+        return int(self._value("int", "int()"))  # truncates toward zero, as int(2.7) and PyTorch
+
+    def __format__(self, spec: str) -> str:
+        """`f"{t:.3f}"` formats the one element of a one-element tensor; `f"{t}"` is str(t)."""
+        if not spec:
+            return str(self)
+        return format(self._value("format", f"format(..., {spec!r})"), spec)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """What `np.asarray(t)` and `np.array(t)` see: the values (numpy 2's protocol).
+
+        Shared unless a copy is asked for (copy=True) or a dtype conversion makes one;
+        copy=False with a conversion is refused, as numpy requires.
+        """
+        if _GradMode.tape is not None:
+            _GradMode.tape.read_value(self, "np.asarray()")
+        data = self.data
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            if copy is False:
+                raise ValueError(f"np.asarray(tensor, copy=False): converting dtype "
+                                 f"{data.dtype} to {np.dtype(dtype)} needs a copy")
+            return data.astype(dtype)
+        return data.copy() if copy else data
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
@@ -214,8 +370,10 @@ class Tensor:
     def backward(self, gradient: Any = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (reverse mode).
 
-        A scalar is seeded with 1; any other shape needs `gradient` of its shape,
-        the vector in the vector–Jacobian product.
+        A tensor of one element (shape (), (1,), (1, 1), ...) is seeded with 1; any
+        other shape needs `gradient` of its shape, the vector in the vector–Jacobian
+        product. Raises RuntimeError if a tensor the graph used was modified in place
+        since (an optimizer step between the forward pass and backward).
         """
         from .autograd import backward
 
@@ -236,6 +394,12 @@ class Tensor:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The rows `t[0], t[1], ...` (differentiable), as iterating a numpy array."""
+        if self.ndim == 0:  # (without this, Python's fallback on t[0] would give [])
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def __bool__(self) -> bool:
         if _GradMode.tape is not None:
@@ -270,8 +434,20 @@ class Tensor:
     def __le__(self, other): return ops.less_equal(self, other)
     def __gt__(self, other): return ops.greater(self, other)
     def __ge__(self, other): return ops.greater_equal(self, other)
-    def __eq__(self, other): return ops.equal(self, other)  # type: ignore[override]
-    def __ne__(self, other): return ops.not_equal(self, other)  # type: ignore[override]
+    # `t == None` is False and `t != None` True, as in PyTorch (not a comparison of values).
+    def __eq__(self, other):  # type: ignore[override]
+        return False if other is None else ops.equal(self, other)
+
+    def __ne__(self, other):  # type: ignore[override]
+        return True if other is None else ops.not_equal(self, other)
+
+    def __abs__(self): return ops.abs(self)
+
+    # Python's (and PyTorch's) conventions: x // y rounds toward -inf, x % y has y's sign.
+    def __floordiv__(self, other): return _floor_divide(self, other)
+    def __rfloordiv__(self, other): return _floor_divide(other, self)
+    def __mod__(self, other): return _remainder(self, other)
+    def __rmod__(self, other): return _remainder(other, self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.getitem(self, index=_plain_index(index))
@@ -286,22 +462,38 @@ class Tensor:
     def sqrt(self) -> Tensor: return ops.sqrt(self)
     def abs(self) -> Tensor: return ops.abs(self)
     def softplus(self) -> Tensor: return ops.softplus(self)
+    def log_sigmoid(self) -> Tensor: return ops.log_sigmoid(self)
+    def sign(self) -> Tensor: return ops.sign(self)
     def leaky_relu(self, slope: float = 0.01) -> Tensor: return ops.leaky_relu(self, slope=slope)
     def clip(self, lo: Any = None, hi: Any = None) -> Tensor: return ops.clip(self, lo=lo, hi=hi)
     def maximum(self, other: Any) -> Tensor: return ops.maximum(self, other)
     def minimum(self, other: Any) -> Tensor: return ops.minimum(self, other)
 
-    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return ops.sum(self, axis=axis, keepdims=keepdims)
+    # dtype= and out= are there for numpy: `np.sum(t)` calls `t.sum(axis=None, dtype=None,
+    # out=None)`, so np.sum, np.mean, np.max and np.min give a (differentiable) Tensor.
+    def sum(self, axis: Axis = None, keepdims: bool = False, *, dtype: Any = None,
+            out: None = None) -> Tensor:
+        """Σ over `axis` (None: all); `dtype` converts first, as `torch.sum(x, dtype=)`."""
+        return ops.sum(self._reducible("sum", dtype, out), axis=axis, keepdims=keepdims)
 
-    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return ops.max(self, axis=axis, keepdims=keepdims)
+    def max(self, axis: Axis = None, keepdims: bool = False, *, out: None = None) -> Tensor:
+        """The largest value over `axis`; ties share the gradient."""
+        return ops.max(self._reducible("max", None, out), axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return F.mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis: Axis = None, keepdims: bool = False, *, dtype: Any = None,
+             out: None = None) -> Tensor:
+        """The mean over `axis` (None: all); `dtype` converts first."""
+        return F.mean(self._reducible("mean", dtype, out), axis=axis, keepdims=keepdims)
 
-    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return F.min(self, axis=axis, keepdims=keepdims)
+    def min(self, axis: Axis = None, keepdims: bool = False, *, out: None = None) -> Tensor:
+        """The smallest value over `axis`; ties share the gradient."""
+        return F.min(self._reducible("min", None, out), axis=axis, keepdims=keepdims)
+
+    def _reducible(self, name: str, dtype: Any, out: Any) -> Tensor:
+        if out is not None:
+            raise TypeError(f"{name}: out= is not supported (a tensor's result is a new "
+                            f"tensor); use t.{name}(...) and assign its result")
+        return self if dtype is None else self.astype(dtype)
 
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         return F.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
@@ -328,9 +520,21 @@ class Tensor:
     def unsqueeze(self, axis: int) -> Tensor: return F.unsqueeze(self, axis)
     def flatten(self, start_axis: int = 0) -> Tensor: return F.flatten(self, start_axis)
 
+    def ravel(self) -> Tensor:
+        """The values as one axis (a reshape to (-1,), differentiable), as numpy's ravel."""
+        return ops.reshape(self, shape=(-1,))
+
     def astype(self, dtype: Any) -> Tensor:
-        """This tensor in another dtype (differentiable: the gradient is cast back)."""
-        return ops.cast(self, dtype=np.dtype(dtype))
+        """This tensor in another dtype.
+
+        To a floating dtype it is differentiable (the gradient is cast back). To an integer
+        or bool dtype the result is cut from the graph, as PyTorch's ``x.long()``: only
+        floating tensors carry gradients, and rounding has none to pass on.
+        """
+        dtype = _numeric_dtype(dtype)
+        if dtype.kind != "f" and self.requires_grad:
+            return ops.cast(self.detach(), dtype=dtype)
+        return ops.cast(self, dtype=dtype)
 
     def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
         return ops.broadcast_to(self, shape=tuple(shape))
@@ -365,6 +569,56 @@ class Tensor:
     def T(self) -> Tensor:
         """The axes reversed: the matrix transpose for 2-D."""
         return ops.transpose(self, axes=None)
+
+
+def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+    """`data` as a Tensor, sharing memory where it can, as `torch.as_tensor`.
+
+    A Tensor comes back unchanged (converted with `astype` if `dtype` differs); an ndarray
+    of the right dtype is shared, not copied: writing to it afterwards changes the tensor,
+    and, before `backward()`, the gradients computed from it. Anything else is converted as
+    by `Tensor(data, dtype=dtype)`. The library converts its data arguments (inputs,
+    targets) with this, so a training step does not copy every mini-batch.
+
+    >>> a = np.zeros(2)
+    >>> t = as_tensor(a)
+    >>> a[0] = 5.0
+    >>> t
+    Tensor([5., 0.])
+    """
+    if isinstance(data, Tensor):
+        return data if dtype is None or np.dtype(dtype) == data.dtype else data.astype(dtype)
+    return Tensor._make(to_array(data, dtype))
+
+
+def _floor_divide(x: Any, y: Any) -> Tensor:
+    """x // y rounded toward -inf, as Python and `torch.floor_divide`; no gradient.
+
+    floor(x / y) from the primitives, so `jit` records it. As a rounded quotient it can
+    differ by one from Python's exact `x // y` when x / y rounds onto an integer (5.0 // 0.1
+    is 49.0 in Python, floor(5.0 / 0.1) is 50.0). Integer operands give an integer result.
+    """
+    kind = np.result_type(*(_dtype_of(v) for v in (x, y)))
+    if kind.kind in "iub" and not np.all(y.data if isinstance(y, Tensor) else y):
+        raise ZeroDivisionError("integer division or modulo by zero (a tensor's // or %)")
+    q = ops.floor(ops.div(x, y))
+    return ops.cast(q, dtype=kind) if kind.kind in "iub" else q
+
+
+def _remainder(x: Any, y: Any) -> Tensor:
+    """x % y with the sign of y, as Python and `torch.remainder`: x - floor(x / y) y.
+
+    Written with primitives, so its gradients are PyTorch's: d/dx = 1, d/dy = -floor(x / y).
+    (With the rounding caveat of `floor_divide`.)
+    """
+    return ops.sub(x, ops.mul(_floor_divide(x, y), y))
+
+
+def _dtype_of(x: Any) -> Any:
+    """The dtype numpy's promotion sees for an operand (a Python number stays weak)."""
+    if isinstance(x, Tensor):
+        return x.dtype
+    return x if isinstance(x, (int, float, bool)) else np.asarray(x).dtype
 
 
 def _plain_index(index: Any) -> Any:
