@@ -575,11 +575,12 @@ def hazard_twin(seed=4):
     return model, optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
 
 
-@pytest.mark.parametrize("outside", ["numpy mask", "unseeded generator"])
-def test_an_array_made_outside_the_primitives_is_caught_on_the_check(outside):
-    """An array computed with numpy inside the step (a mask from the data, random numbers
-    drawn from a generator directly) would be replayed as a constant: the check call
-    raises JitError naming it, and leaves parameters and optimizer state as they were."""
+@pytest.mark.parametrize("outside", ["numpy mask", "numpy noise"])
+def test_an_array_computed_from_the_data_with_numpy_is_refused_at_capture(outside):
+    """An array computed with numpy from the step's data (a mask, data plus noise) would be
+    replayed as a constant: the traced arrays notice numpy's function, and the first call
+    refuses the step, naming it and the line, with parameters and optimizer state as they
+    were."""
     model, opt = hazard_twin()
 
     @jit
@@ -590,6 +591,31 @@ def test_an_array_made_outside_the_primitives_is_caught_on_the_check(outside):
         else:
             x = x + np.random.default_rng().random(x.shape)
         c = costs.quadratic_cost(model(x), y)
+        c.backward()
+        opt.step()
+        return c
+
+    rng = np.random.default_rng(0)
+    before = snapshot(model, opt)
+    name = "multiply" if outside == "numpy mask" else "add"
+    with pytest.raises(JitError, match=rf"computed from the step's data outside .*np\.{name} "
+                                       rf"at .*test_jit\.py"):
+        step(rng.uniform(-1, 1, (4, 3)), rng.uniform(0, 1, (4, 2)))
+    assert all(same_bits(a, b) for a, b in zip(before, snapshot(model, opt)))
+    assert not step.plans
+
+
+def test_an_outside_array_that_changes_is_caught_on_the_check():
+    """Random numbers drawn from a generator directly are not computed from the step's
+    data, so the capture takes them as a constant; the check call sees the value change,
+    raises JitError naming it, and leaves parameters and optimizer state as they were."""
+    model, opt = hazard_twin()
+
+    @jit
+    def step(x, y):
+        opt.zero_grad()
+        noise = Tensor(np.random.default_rng().random(x.shape))
+        c = costs.quadratic_cost(model(noise + x), y)
         c.backward()
         opt.step()
         return c
@@ -984,7 +1010,9 @@ def test_fit_without_validation_or_schedule_captures_once_per_batch_shape():
     opt = optim.SGD(model.parameters(), lr=0.1)
     training.fit(model, costs.cross_entropy, opt, (X, labels), 4, 8, seed=0, verbose=False,
                  jit=True)
-    assert len(forwards) == 2, f"{len(forwards)} eager steps of {4 * 3}"
+    # (the first forward, of one row, is fit's check of the labels before any step)
+    assert forwards[0] == (1, 3) and len(forwards[1:]) == 2, \
+        f"{len(forwards) - 1} eager steps of {4 * 3}"
 
 
 # --- what a fresh-eyed review found ----------------------------------------------------------
@@ -1004,6 +1032,10 @@ def test_a_hand_written_update_is_caught_and_undone_on_the_check():
 
     rng = np.random.default_rng(0)
     step(rng.random((3, 2)), rng.random((3, 1)))
+    # (w.grad, None before the first call, is cleared by hand, which the capture cannot
+    # see: the second call captures again, knowing what w.grad held; the third checks)
+    step(rng.random((3, 2)), rng.random((3, 1)))
+    assert step.captures == 2
     before, grad_before = w.data.copy(), w.grad.data.copy()
     with pytest.raises(JitError, match=r"w\.data -= "):
         step(rng.random((3, 2)), rng.random((3, 1)))
@@ -1082,9 +1114,10 @@ def test_an_unused_random_draw_still_advances_its_generator():
     assert generators[0].random() == generators[1].random()
 
 
-def test_a_shape_that_depends_on_the_values_is_an_error_on_replay():
-    """`err[mask]` with a mask from the data has as many entries as the mask holds: when a
-    later batch holds another number, the replay raises JitError saying so."""
+def test_a_shape_that_depends_on_the_values_is_refused_at_capture():
+    """`err[mask]` with a mask from the data has as many entries as the mask holds, a shape a
+    replay cannot follow: the capture refuses it at once, naming the step, and leaves w as
+    it was; so does every later call, whatever its batch."""
     w = Tensor([[0.5, -0.5]], requires_grad=True)
     sgd = optim.SGD([w], lr=0.1)
 
@@ -1097,10 +1130,10 @@ def test_a_shape_that_depends_on_the_values_is_an_error_on_replay():
         sgd.step()
 
     x = np.ones((3, 2))
-    step(x, np.array([[1.0], [1.0], [0.0]]))
-    step(x, np.array([[1.0], [0.0], [1.0]]))  # the check: the same count
-    with pytest.raises(JitError, match="depends on the values"):
-        step(x, np.array([[1.0], [1.0], [1.0]]))
+    for y in ([[1.0], [1.0], [0.0]], [[1.0], [0.0], [1.0]], [[1.0], [1.0], [1.0]]):
+        with pytest.raises(JitError, match=r"jit\(.*step\): .*depends on the values"):
+            step(x, np.array(y))
+        assert same_bits(w.data, np.array([[0.5, -0.5]])) and w.grad is None
 
 
 def test_a_step_that_assigns_module_attributes_warns():

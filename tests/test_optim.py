@@ -412,3 +412,22 @@ def test_five_steps_agree_with_torch_optim():
         for p, q in zip(ours, theirs):
             np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, atol=1e-14,
                                        err_msg=f"{ours_cls.__name__} {kwargs}")
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1,
+                                  momentum=0.9), lambda ps: Adam(ps), lambda ps: AdamW(ps)])
+@pytest.mark.parametrize("bad_grad", [np.ones(1), np.ones((2, 1)), np.ones(3),
+                                      np.array([1, 2])])
+def test_a_misshapen_gradient_is_refused_before_anything_changes(make, bad_grad):
+    """Issue 15: a wrongly shaped .grad failed half-way with numpy's broadcast message,
+    naming no parameter, after earlier parameters and Adam's step count were updated; a (1,)
+    grad for a (2,) parameter was silently broadcast. Every gradient is checked first."""
+    first = Tensor([1.0, 2.0], requires_grad=True)
+    second = Tensor([3.0, 4.0], requires_grad=True)
+    first.grad, second.grad = Tensor([0.5, 0.5]), Tensor(bad_grad)
+    opt = make([first, second])
+    with pytest.raises(ValueError, match=r"parameter 1 of group 0 has shape \(2,\) but its "
+                                         r"\.grad has shape .*Nothing was updated"):
+        opt.step()
+    assert first.data.tolist() == [1.0, 2.0] and second.data.tolist() == [3.0, 4.0]
+    assert all(int(entry["step"]) == 0 for entry in opt.state.values())

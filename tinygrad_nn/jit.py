@@ -27,32 +27,40 @@ allocated (numpy's ``out=``), with no Tensor, no graph and no new intermediate a
 >>> step.captures
 1
 
-What a tape cannot see, and what is done about it:
+What a tape cannot see, and what is done about it (docs/jit.md has the whole table):
 
+- **Arrays computed from the step's data outside the primitives.** While a step is
+  captured, its arrays are traced (`_Traced`): numpy reports every function applied to
+  them, and a result computed outside a primitive (``~mask``, ``h.data > 0``, ``x + noise``)
+  is marked; given to a primitive, it makes the capture refuse the step at once, naming
+  numpy's function and the step's line. Other outside arrays (a generator's draws) are
+  constants, which the check below compares.
 - **Values that steer Python.** ``if cost.item() > 1:`` runs once, at capture; a replay
-  repeats the branch taken then. Reading a value with ``item()`` or ``bool()`` during a
-  capture warns (`JitWarning`).
-- **Arrays made outside the primitives.** An array computed with numpy directly (or drawn
-  from a generator other than through `ops.uniform`) is recorded as a constant: the replay
-  keeps its first value. Dropout draws its masks through `ops.uniform`, so they are fresh
-  on every replay.
-- **Replaced state.** Parameters are updated in place, so a replay sees the optimizer's
-  work. A parameter whose ``.data`` was replaced by another array, a module attribute
-  reassigned, or an optimizer hyperparameter changed (a learning-rate schedule) makes the
-  next call capture again instead of replaying.
+  repeats the branch taken then. Reading a value during a capture warns (`JitWarning`).
+- **Replaced state.** A parameter whose ``.data`` was replaced, a module attribute
+  reassigned, a module switched between train() and eval(), an optimizer's
+  hyperparameters, parameters or state buffers changed, or a ``.grad`` left from the last
+  call where the capture had none: the next call captures again instead of replaying.
+- **Gradients accumulated from call to call** (no ``zero_grad()`` in the step), shapes
+  that depend on values (``h[h > 0]``) and Python numbers returned: refused with a
+  `JitError` that says what to write instead.
 
 The second call of every capture is a check: it replays the tape, then restores the state
 (parameters, optimizer buffers, generators) and runs the step eagerly again, and compares
 the two bit for bit. A difference raises `JitError` naming the first op that differed and
-why (an outside array whose value changed, or different ops: value-dependent control flow),
-with the state as it was before that call. Later calls replay.
+why. Every refusal, at capture or at the check, leaves parameters, ``.grad``s and optimizer
+state as they were before the call: a capture keeps a journal of what the step changes
+(`Tape`) and rolls it back. Later calls replay.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import types
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -62,7 +70,7 @@ import numpy as np
 
 from . import anomaly
 from .nn import Module
-from .tensor import Tensor, _GradMode
+from .tensor import Tensor, _GradMode, watch
 
 __all__ = ["JitError", "JitWarning", "jit", "watch"]
 
@@ -73,6 +81,93 @@ class JitError(RuntimeError):
 
 class JitWarning(UserWarning):
     """A capture saw something its replays will not repeat (a value read by Python)."""
+
+
+# --- tracing: every array the step computes is marked while it is captured -------------------
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
+
+
+def _caller() -> str:
+    """'file:line in function' of the innermost frame outside tinygrad_nn and numpy."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith((_PACKAGE_DIR, _NUMPY_DIR)):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back
+    return "an unknown place"
+
+
+def _plain(x: Any) -> Any:
+    """x with every traced array (inside tuples, lists and dicts too) as a plain ndarray view."""
+    if isinstance(x, _Traced):
+        return x.view(np.ndarray)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
+def _derived(result: Any, how: str) -> Any:
+    """Mark a numpy result computed from traced arrays outside the primitives."""
+    if isinstance(result, tuple):
+        return tuple(_derived(r, how) for r in result)
+    if type(result) is np.ndarray:
+        result = result.view(_Derived)
+        result.made_by = f"{how} at {_caller()}"
+    return result
+
+
+# numpy functions whose result depends on shapes and dtypes only, never on the values.
+_SHAPE_ONLY = {np.shape, np.ndim, np.size, np.result_type, np.may_share_memory,
+               np.shares_memory, np.empty_like, np.zeros_like, np.ones_like, np.copyto}
+
+
+class _Traced(np.ndarray):
+    """An array of the step being captured: one of its inputs or a primitive's result.
+
+    While a step is captured, the tape's arrays are of this class, so numpy tells it about
+    every function applied to them. A primitive's forward runs on them too, and the tape
+    takes its result as its own (`Tape.record`). Anything else computed from them with numpy
+    directly (``~mask``, ``h.data > 0``, ``np.where(...)``, ``x + noise``, a ``.copy()``) comes
+    back as a `_Derived` array: if one is then given to a primitive, the capture is refused
+    at once, since a replay would keep its first value. When the capture ends, every array
+    of the plan is turned back into a plain ndarray (a view of the same memory), so a replay
+    pays nothing for this.
+    """
+
+    _traced = True  # (how `tensor.to_array` knows to keep the class)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = _plain(out)
+        result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
+        if out is not None:  # written in place: numpy's protocol returns the given arrays
+            return out[0] if len(out) == 1 else out
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        return _derived(result, f"np.{name}")
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        result = func(*_plain(args), **_plain(kwargs))
+        return result if func in _SHAPE_ONLY else _derived(result, f"np.{func.__name__}")
+
+    def __array_finalize__(self, obj: Any) -> None:
+        # A view keeps the class; a new array made by a method (.copy(), .astype(), x[idx])
+        # holds values computed outside the primitives.
+        if type(self) is _Traced and self.base is None:
+            self.__class__ = _Derived
+            self.made_by = f"a copy of the step's data (.copy(), .astype(), indexing) at " \
+                           f"{_caller()}"
+
+
+class _Derived(_Traced):
+    """An array computed from the step's data with numpy, outside the primitives."""
+
+    made_by = "numpy"
 
 
 @dataclass
@@ -87,42 +182,169 @@ class Entry:
     phase: str  # "forward", "backward" or "update"
 
 
-class Tape:
-    """What a capture records: the entries, the parameters read and the values watched."""
+def _arrays_in(values: Any) -> list[np.ndarray]:
+    """The arrays among `values`, looking inside tuples and lists (an index such as
+    ``(np.arange(n), labels)`` is a parameter that holds arrays)."""
+    found = []
+    for x in values:
+        if isinstance(x, np.ndarray):
+            found.append(x)
+        elif isinstance(x, (tuple, list)):
+            found += _arrays_in(x)
+    return found
 
-    def __init__(self) -> None:
+
+def _with_bases(array: np.ndarray) -> list[np.ndarray]:
+    """`array` and the arrays it is a view of."""
+    chain = [array]
+    while isinstance(chain[-1].base, np.ndarray):
+        chain.append(chain[-1].base)
+    return chain
+
+
+class Tape:
+    """What a capture records, and the journal that undoes it if the step is refused.
+
+    `entries` is the list of primitive calls; `leaves` the tensors made outside the step
+    that it read (parameters, data held by modules), each with its array and its `.grad`
+    when first read; `watches` the Python values baked in. The journal (`written`,
+    `generators`, `grads`) keeps what the step changed, as it was before, so a refused
+    capture leaves everything exactly as before the call.
+    """
+
+    def __init__(self, who: str) -> None:
+        self.who = who
         self.entries: list[Entry] = []
         self.phase = "forward"
         self.leaves: dict[int, tuple[Tensor, np.ndarray, bool]] = {}
         self.watches: list[tuple[Callable[[], Any], Any]] = []
         self.value_reads: list[str] = []
+        self.tensors: list[weakref.ref] = []  # every tensor a primitive made
+        self.old_grads: dict[int, Tensor] = {}  # id(.grad array from before) -> its tensor
+        self.written: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.generators: dict[int, tuple[np.random.Generator, dict]] = {}
+        self.grads: dict[int, tuple[Tensor, Tensor | None, np.ndarray]] = {}
+        self.undo: list[Callable[[], None]] = []  # e.g. an optimizer's new state entries
+        self.cleared: set[int] = set()  # tensors whose .grad the step set to None
+        self.unset: set[int] = set()  # tensors whose .grad was None when first read
+
+    # hooks the core calls (see tinygrad_nn.ops.Primitive.__call__ and tensor.watch)
+
+    def before(self, op: Any, params: dict, out: np.ndarray | None) -> None:
+        """Journal what this call may change: the array it writes in place, a generator."""
+        for value in params.values():
+            if isinstance(value, np.random.Generator) and id(value) not in self.generators:
+                self.generators[id(value)] = (value, value.bit_generator.state)
+        if out is not None and not isinstance(out, _Traced) and id(out) not in self.written:
+            self.written[id(out)] = (out, out.copy())
 
     def record(self, op: Any, given: Any, arrays: Any, params: dict, out: Any,
                inplace: bool) -> np.ndarray:
         """Note one call: `given` are the inputs as passed (Tensors among them), `arrays`
-        the values the forward read, `out` what it wrote. Returns `out` as an array."""
-        if type(out) is not np.ndarray:  # a scalar: an array, so later ops can find it
-            out = np.asarray(out)
+        the values the forward read, `out` what it wrote. Returns `out`, traced."""
         for x in given:
-            if isinstance(x, Tensor) and x._op is None:  # a leaf: its array is watched
-                self.leaves[id(x)] = (x, x.data, x.requires_grad)
+            if isinstance(x, Tensor) and x._op is None and not isinstance(x.data, _Traced):
+                self._leaf(x)
+        for x in (*arrays, *_arrays_in(params.values())):
+            if isinstance(x, _Derived):
+                raise JitError(f"{self.who}: {op.name} was given an array computed from the "
+                               f"step's data outside tinygrad_nn's operations ({x.made_by}); "
+                               f"a replay would keep its first value. Compute it with "
+                               f"tinygrad_nn operations (Tensor methods, tinygrad_nn.ops, "
+                               f"tinygrad_nn.functional)")
+        if op.name == "getitem" and any(a.dtype == bool and isinstance(a, _Traced)
+                                        for a in _arrays_in(params.values())):
+            raise JitError(f"{self.who}: indexing with a boolean mask computed in the step "
+                           f"(x[x > 0]) gives as many entries as the mask holds, a shape "
+                           f"that depends on the values, which a replay cannot follow. Use "
+                           f"functional.where (or multiply by the mask) instead")
+        if type(out) is not _Traced and not inplace:
+            if isinstance(out, _Derived):
+                out.__class__ = _Traced  # the tape's own array from now on
+            else:  # a scalar, or a result computed from untraced arrays only
+                out = np.asarray(out).view(_Traced)
         self.entries.append(Entry(op, tuple(arrays), params, out, inplace, self.phase))
         return out
+
+    def made(self, tensor: Tensor) -> None:
+        self.tensors.append(weakref.ref(tensor))
+
+    def watch(self, value: Callable[[], Any]) -> None:
+        """Capture again whenever `value()` differs from what it is now (`tensor.watch`)."""
+        self.watches.append((value, value()))
 
     def read_value(self, tensor: Tensor, how: str) -> None:
         where = anomaly.user_frame()
         self.value_reads.append(f"{how} of a tensor of shape {tensor.shape} at {where}")
 
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Call `undo()` if the capture is refused (for changes the journal cannot see)."""
+        self.undo.append(undo)
 
-def watch(value: Callable[[], Any]) -> None:
-    """While a step is being captured, capture again whenever `value()` changes.
+    def note_grads(self, tensors: Any, clearing: bool = False) -> None:
+        """Journal the `.grad` of `tensors` before the step sets it; `clearing`: the step is
+        setting them to None (zero_grad), so what they held before does not matter."""
+        for t in tensors:
+            if id(t) not in self.grads:
+                self.grads[id(t)] = (t, t.grad, t.data)
+            if clearing:
+                self.cleared.add(id(t))
+                if self.phase == "forward":  # cleared before any backward could add to it
+                    self.unset.discard(id(t))
 
-    For Python numbers a step bakes into its tape: the optimizers watch their
-    hyperparameters this way, so a learning-rate schedule takes effect.
-    """
-    tape = _GradMode.tape
-    if tape is not None:
-        tape.watches.append((value, value()))
+    def fresh_grads(self) -> list[Tensor]:
+        """The tensors whose `.grad` was None when the step first read them, and before the
+        call, with nothing in the step clearing it first: a backward made their `.grad`
+        anew, where with a `.grad` left by the last call it would have added to it. A
+        replay is right only if their `.grad` is None again."""
+        return [t for t, *_ in self.leaves.values()
+                if id(t) in self.unset and self.grads[id(t)][1] is None]
+
+    def _leaf(self, x: Tensor) -> None:
+        if id(x) in self.leaves:
+            return
+        self.leaves[id(x)] = (x, x.data, x.requires_grad)
+        if x.grad is None and id(x) not in self.cleared:
+            self.unset.add(id(x))
+        self.note_grads((x,))
+        grad = self.grads[id(x)][1]
+        if grad is not None and not isinstance(grad.data, _Traced):
+            self.old_grads[id(grad.data)] = x
+
+    def rollback(self) -> None:
+        """Put back everything the step changed: arrays written in place, generators, the
+        `.grad` and `.data` of the tensors it read."""
+        for array, before in self.written.values():
+            np.copyto(array, before)
+        for generator, state in self.generators.values():
+            generator.bit_generator.state = state
+        for tensor, grad, data in self.grads.values():
+            tensor.grad, tensor.data = grad, data
+        for undo in reversed(self.undo):
+            undo()
+
+    def untrace(self, tensors: list[Tensor]) -> None:
+        """Turn every traced array of the tape (and of `tensors`) into a plain ndarray."""
+        plain: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def untraced(x: Any) -> Any:
+            if isinstance(x, _Traced):
+                if id(x) not in plain:
+                    plain[id(x)] = (x, x.view(np.ndarray))
+                return plain[id(x)][1]
+            if isinstance(x, (tuple, list)):
+                return type(x)(untraced(v) for v in x)
+            return x
+
+        for e in self.entries:
+            e.inputs = untraced(e.inputs)
+            e.params = {k: untraced(v) for k, v in e.params.items()}
+            e.out = untraced(e.out)
+        for t in tensors:
+            t.data = untraced(t.data)
+            if t.grad is not None:
+                t.grad.data = untraced(t.grad.data)
+        self.untraced = untraced
 
 
 def _module_assignments() -> int:
@@ -136,9 +358,9 @@ def _copy_into(out: np.ndarray, forward: Callable, inputs: tuple, params: dict) 
     # For forwards that cannot write into `out` (the rarer ops): one temporary per call.
     result = forward(*inputs, **params)
     if np.shape(result) != out.shape:  # e.g. x[mask]: as many entries as the mask holds
-        raise JitError(f"jit: an op gave shape {np.shape(result)} on replay but {out.shape} "
-                       f"when captured: its shape depends on the values, which a replay "
-                       f"cannot follow")
+        raise JitError(f"an op gave shape {np.shape(result)} on replay but {out.shape} when "
+                       f"captured: its shape depends on the values, which a replay cannot "
+                       f"follow")
     np.copyto(out, result)
 
 
@@ -178,18 +400,6 @@ def _replay_calls(e: Entry) -> tuple[list[Callable[[], Any]], bool]:
     return [functools.partial(_copy_into, out, op.forward, inputs, e.params)], True
 
 
-def _arrays_in(values: Any) -> list[np.ndarray]:
-    """The arrays among `values`, looking inside tuples and lists (an index such as
-    ``(np.arange(n), labels)`` is a parameter that holds arrays)."""
-    found = []
-    for x in values:
-        if isinstance(x, np.ndarray):
-            found.append(x)
-        elif isinstance(x, (tuple, list)):
-            found += _arrays_in(x)
-    return found
-
-
 def _without_arrays(value: Any) -> Any:
     """A parameter with each array replaced by its shape: what a tape bakes in by value."""
     if isinstance(value, np.ndarray):
@@ -199,23 +409,24 @@ def _without_arrays(value: Any) -> Any:
     return value
 
 
-def _live(entries: list[Entry], outputs: list[np.ndarray],
-          leaves: list[tuple[Tensor, np.ndarray, bool]]) -> list[bool]:
+def _live(entries: list[Entry], seen: list[np.ndarray]) -> list[bool]:
     """Which entries a replay must run: those whose result is seen after the step.
 
-    Seen: what the step returns, every array written in place (parameters, optimizer
-    state), every parameter's `.grad`, and whatever those were computed from. The cost a
-    training step computes but does not return is not (backward needs a and y, not C).
+    Seen: what the step returns, the tensors it keeps (a cost stored for logging), every
+    parameter's `.grad`, every array written in place (parameters, optimizer state), and
+    whatever those were computed from. The cost a training step computes but neither returns
+    nor keeps is not (backward needs a and y, not C). Arrays are matched with the arrays
+    they are views of, so a view made outside the primitives keeps its source alive.
     """
-    needed = {id(a) for a in outputs}
-    needed.update(id(t.grad.data) for t, *_ in leaves if t.grad is not None)
+    needed = {id(b) for a in seen for b in _with_bases(a)}
     live = [False] * len(entries)
     for k in range(len(entries) - 1, -1, -1):
         e = entries[k]
         draws = any(isinstance(p, np.random.Generator) for p in e.params.values())
-        if e.inplace or draws or id(e.out) in needed:  # a draw advances its generator
-            live[k] = True
-            needed.update(id(x) for x in _arrays_in((*e.inputs, *e.params.values())))
+        if e.inplace or draws or any(id(b) in needed for b in _with_bases(e.out)):
+            live[k] = True  # (a draw advances its generator, so it always runs)
+            for x in _arrays_in((*e.inputs, *e.params.values())):
+                needed.update(id(b) for b in _with_bases(x))
     return live
 
 
@@ -256,20 +467,34 @@ class Plan:
     """A captured step: the tape, the calls that replay it and what must hold to replay.
 
     `entries` is the tape; `calls` the replay, one call per entry that does work (views
-    need none); `inputs` the arrays each call's arguments are copied into. `allocating`
-    counts the calls that make a temporary (ops whose forward cannot write into `out=`).
+    need none); `inputs` the arrays each call's arguments are copied into; `kept` the
+    tensors the step made and kept outside its result (they hold each call's values).
+    `allocating` counts the calls that make a temporary (ops whose forward cannot write
+    into `out=`).
     """
 
-    def __init__(self, tape: Tape, inputs: list[np.ndarray], result: Any, who: str) -> None:
-        outputs: list[np.ndarray] = []
-        self.result_shape = _flatten(result, outputs, who)
-        self.outputs = outputs
+    def __init__(self, tape: Tape, inputs: list[np.ndarray], result_shape: Any,
+                 outputs: list[np.ndarray], kept: list[Tensor], who: str) -> None:
+        self.who = who
+        self.result_shape, self.outputs = result_shape, outputs
         self.entries, self.inputs = tape.entries, inputs
         self.leaves = list(tape.leaves.values())
         self.watches = tape.watches
+        self.kept_tensors = kept
+        self.fresh: list[Tensor] = []  # see Tape.fresh_grads
         self.calls: list[Callable[[], Any]] = []
         self.allocating = 0
-        self.live = _live(self.entries, outputs, self.leaves)
+        seen = [*outputs, *(t.data for t in kept),
+                *(t.grad.data for t, *_ in self.leaves if t.grad is not None)]
+        self.live = _live(self.entries, seen)
+        for e, live in zip(self.entries, self.live):
+            old = [tape.old_grads[id(x)] for x in e.inputs if id(x) in tape.old_grads]
+            if live and old:
+                raise JitError(f"{who}: the step adds its gradient to the .grad that the "
+                               f"previous call left on a tensor of shape {old[0].shape}: a "
+                               f"replay cannot accumulate gradients from one call to the "
+                               f"next. Call zero_grad() on the optimizer (or the model) in "
+                               f"the step, before backward()")
         self.replayed: list[bool] = []  # per entry: does a replay run it?
         for e, live in zip(self.entries, self.live):
             calls, allocates = _replay_calls(e) if live else ([], False)
@@ -306,14 +531,20 @@ class Plan:
         for value, seen in self.watches:
             if value() != seen:
                 return False
+        for tensor in self.fresh:  # eager would add to a .grad left by the last call
+            if tensor.grad is not None:
+                return False
         return True
 
     def replay(self, arrays: list[np.ndarray]) -> Any:
         for buffer, array in zip(self.inputs, arrays):
             if buffer is not array:
                 np.copyto(buffer, array)
-        for call in self.calls:
-            call()
+        try:
+            for call in self.calls:
+                call()
+        except JitError as err:
+            raise JitError(f"{self.who}: {err}") from None
         for tensor, gradient in self.grads:
             tensor.grad = gradient
         return _rebuild(self.result_shape, self.outputs)
@@ -338,8 +569,20 @@ class Plan:
                 np.copyto(grad_data, grad_copy)
 
     def origins(self) -> dict[int, str]:
-        """Where each array of the tape comes from, by id: an input, an op, or outside."""
-        found = {id(a): f"input {i + 1}" for i, a in enumerate(self.inputs)}
+        """Where each array of the tape comes from, by id: an input, an op, or outside. A
+        view comes from where the array it views comes from."""
+        found: dict[int, str] = {}
+
+        def mark(array: np.ndarray, origin: str) -> None:
+            for b in _with_bases(array):
+                found.setdefault(id(b), origin)
+
+        def resolve(array: np.ndarray) -> None:
+            known = [found[id(b)] for b in _with_bases(array) if id(b) in found]
+            found[id(array)] = known[0] if known else "outside"
+
+        for i, a in enumerate(self.inputs):
+            mark(a, f"input {i + 1}")
         for _, array, requires_grad in self.leaves:
             if requires_grad:
                 found[id(array)] = "parameter"
@@ -347,8 +590,12 @@ class Plan:
             found.setdefault(id(array), "state")
         for k, e in enumerate(self.entries):
             for x in _arrays_in((*e.inputs, *e.params.values())):
-                found.setdefault(id(x), "outside")
-            found.setdefault(id(e.out), f"op {k + 1}")
+                if id(x) not in found:
+                    resolve(x)
+            mark(e.out, f"op {k + 1}")
+        for _, array, _ in self.leaves:
+            if id(array) not in found:
+                resolve(array)
         return found
 
 
@@ -448,8 +695,12 @@ class jit:
     def __init__(self, fn: Callable, cache_size: int = 8) -> None:
         if not callable(fn):
             raise TypeError(f"jit: expected a function, got {type(fn).__name__}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, (int, np.integer)) \
+                or cache_size < 1:
+            raise ValueError(f"jit: cache_size is the number of plans kept and must be an "
+                             f"integer >= 1, got {cache_size!r}")
         functools.update_wrapper(self, fn)
-        self.fn, self.cache_size, self.captures = fn, cache_size, 0
+        self.fn, self.cache_size, self.captures = fn, int(cache_size), 0
         self.plans: OrderedDict[Hashable, Plan] = OrderedDict()
         self._who = f"jit({getattr(fn, '__qualname__', repr(fn))})"
 
@@ -488,52 +739,84 @@ class jit:
         return plan.replay(arrays)
 
     def _capture(self, key: Hashable, args: tuple, kwargs: dict, warn: bool = True) -> Any:
-        # The step runs on copies of its array arguments: those copies are the arrays a
-        # replay copies each new mini-batch into.
+        """Run the step eagerly, recording it; keep the plan, or undo the step and refuse."""
+        # The step runs on traced copies of its array arguments: those copies are the arrays
+        # a replay copies each new mini-batch into.
         inputs: list[np.ndarray] = []
 
         def own(x: Any) -> Any:
             if isinstance(x, (np.ndarray, Tensor)):
-                inputs.append(np.array(x.data if isinstance(x, Tensor) else x))
+                inputs.append(np.array(x.data if isinstance(x, Tensor) else x).view(_Traced))
                 return Tensor._make(inputs[-1]) if isinstance(x, Tensor) else inputs[-1]
             return x
 
         own_args = [own(a) for a in args]
         own_kwargs = {k: own(kwargs[k]) for k in sorted(kwargs)}
-        tape = Tape()
-        tape.watches.append((_module_assignments, _module_assignments()))
+        del args, kwargs  # (the caller's arrays are not the step's)
+        tape = self._last_tape = Tape(self._who)
+        tape.watch(_module_assignments)
+        for known in self.plans.values():  # their .grad as the call found them
+            tape.note_grads(t for t, *_ in known.leaves)
         _GradMode.tape = tape
         try:
-            result = self.fn(*own_args, **own_kwargs)
-        finally:
-            _GradMode.tape = None
-        for read in tape.value_reads if warn else ():  # (the check's rerun warned already)
-            warnings.warn(f"{self._who}: the step read a value during its capture ({read}); "
-                          f"a replay does not run Python, so whatever was decided from that "
-                          f"value stays as it was decided at capture", JitWarning, stacklevel=3)
-        if warn and _module_assignments() != tape.watches[0][1]:
-            warnings.warn(f"{self._who}: the step assigns attributes of a module, so every "
-                          f"call captures it again and none is replayed; keep state that "
-                          f"changes in arrays updated in place", JitWarning, stacklevel=3)
-        plan = Plan(tape, inputs, result, self._who)
+            try:
+                result = self.fn(*own_args, **own_kwargs)
+            finally:
+                _GradMode.tape = None
+            del own_args, own_kwargs
+            outputs: list[np.ndarray] = []
+            shape = _flatten(result, outputs, self._who)
+            del result  # what the step returned is copied out; what it kept is still alive
+            kept = [t for t in (ref() for ref in tape.tensors) if t is not None]
+            fresh = tape.fresh_grads()
+            tape.untrace([*kept, *(t for t, *_ in tape.leaves.values())])
+            plan = Plan(tape, [tape.untraced(a) for a in inputs], shape,
+                        [tape.untraced(a) for a in outputs], kept, self._who)
+            plan.fresh = fresh
+        except BaseException:
+            tape.rollback()  # a refused step leaves everything as it was before the call
+            raise
+        self._warn(tape, warn)
         self.plans[key] = plan
         self.plans.move_to_end(key)
         while len(self.plans) > self.cache_size:
             self.plans.popitem(last=False)
         return _rebuild(plan.result_shape, plan.outputs)
 
+    def _warn(self, tape: Tape, warn: bool) -> None:
+        if not warn:  # (the check's rerun: the capture warned already)
+            return
+        for read in tape.value_reads:
+            warnings.warn(f"{self._who}: the step read a value during its capture ({read}); "
+                          f"a replay does not run Python, so whatever was decided from that "
+                          f"value stays as it was decided at capture", JitWarning, stacklevel=4)
+        if _module_assignments() != tape.watches[0][1]:
+            warnings.warn(f"{self._who}: the step assigns attributes of a module, so every "
+                          f"call captures it again and none is replayed; keep state that "
+                          f"changes in arrays updated in place", JitWarning, stacklevel=4)
+
     def _check(self, plan: Plan, key: Hashable, args: tuple, kwargs: dict,
                arrays: list[np.ndarray]) -> Any:
         """Replay, then rerun eagerly from the same state: the two must agree bit for bit."""
         saved = plan.save()
-        plan.replay(arrays)
+        try:
+            plan.replay(arrays)
+        except BaseException:
+            plan.restore(saved)
+            del self.plans[key]
+            raise
         replayed = [e.out.copy() for e in plan.entries]
         after = [t.data.copy() for t in plan.kept]
         plan.restore(saved)
-        result = self._capture(key, args, kwargs, warn=False)
+        try:
+            result = self._capture(key, args, kwargs, warn=False)
+        except BaseException:
+            self.plans.pop(key, None)
+            raise
         problem = _difference(plan, replayed, self.plans[key], after)
         if problem is not None:
-            plan.restore(saved)
+            self._last_tape.rollback()  # the rerun's journal: the state before this call,
+            plan.restore(saved)  # and what it cannot see (a parameter changed with numpy)
             del self.plans[key]
             raise JitError(f"{self._who}: {problem}. The parameters are as before this call.")
         self.plans[key].verified = True

@@ -17,9 +17,12 @@ named arrays (`Module.state_dict`, `save_state`, `load_state`).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from numbers import Real
@@ -27,9 +30,14 @@ from typing import IO, Any
 
 import numpy as np
 
+try:  # zipfile reads LZMA members when the module exists; its errors are damage too
+    import lzma
+except ImportError:  # pragma: no cover (a Python built without liblzma)
+    lzma = None  # type: ignore[assignment]
+
 from . import functional as F
 from . import ops
-from .tensor import Tensor
+from .tensor import Tensor, _GradMode, as_tensor, watch
 
 __all__ = ["INITS", "Dropout", "Flatten", "LeakyReLU", "Linear", "Module", "ReLU", "Sequential",
            "Sigmoid", "Softmax", "Tanh", "init_weights", "load_state", "save_state"]
@@ -107,9 +115,10 @@ class Module:
     _assignments = 0  # counts assignments to any module's attributes
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # `jit` watches the count: a layer or parameter replaced, or train()/eval(), makes
-        # it capture again, since a captured step has those baked in.
-        if vars(self).get(name, _UNSET) is not value:
+        # `jit` watches the count: a layer or parameter replaced makes it capture again,
+        # since a captured step has those baked in. The training flag is watched apart, per
+        # module called (see __call__), so evaluating between epochs keeps the capture.
+        if name != "training" and vars(self).get(name, _UNSET) is not value:
             Module._assignments += 1
         object.__setattr__(self, name, value)
 
@@ -117,7 +126,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        watch(self._training_flag)  # (a no-op unless `jit` is capturing)
         return self.forward(*args, **kwargs)
+
+    def _training_flag(self) -> bool:
+        return self.training
 
     def _members(self) -> Iterator[tuple[str, Any]]:
         """(name, value) for every attribute; a list's or tuple's items as name.0, name.1, ..."""
@@ -173,7 +186,10 @@ class Module:
 
     def zero_grad(self) -> None:
         """Forget the gradients of every parameter (set `.grad` to None, as PyTorch does)."""
-        for p in self.parameters():
+        params = self.parameters()
+        if _GradMode.tape is not None:  # `jit` capturing: it may have to put them back
+            _GradMode.tape.note_grads(params, clearing=True)
+        for p in params:
             p.grad = None
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
@@ -187,6 +203,11 @@ class Module:
         a ValueError lists the missing and unexpected names and the shape mismatches, and no
         parameter is changed. Each tensor keeps its dtype (values are cast into it) and its
         identity, so an optimizer holding the parameters sees the new values.
+
+        A finite value beyond the range of a parameter's dtype (1e39 into float32) is refused,
+        naming the parameter, the value and its index: torch's ``load_state_dict`` stores inf
+        there silently, a wrong result we would rather not give. An inf or NaN in the state
+        is kept as it is; a value that merely rounds (to float32's largest, say) is loaded.
         """
         own = dict(self.named_parameters())
         problems = []
@@ -207,12 +228,29 @@ class Module:
                                 f"in the module")
             elif value.dtype.kind not in "fiu":
                 problems.append(f"{name!r} holds {value.dtype}, not numbers")
+            else:
+                value, problem = _cast_into(value, p.dtype, name)
+                if problem:
+                    problems.append(problem)
             arrays[name] = value
         if problems:
             raise ValueError(f"load_state_dict: the state does not fit this "
                              f"{type(self).__name__}: {'; '.join(problems)}")
         for name, p in own.items():
             p.data[...] = arrays[name]
+
+
+def _cast_into(value: np.ndarray, dtype: np.dtype, name: str) -> tuple[np.ndarray, str | None]:
+    """`value` cast to `dtype`, and a problem if a finite value became inf in the cast."""
+    with np.errstate(over="ignore"):  # overflow is checked just below, and named
+        cast = value.astype(dtype)
+    if dtype.kind == "f" and value.dtype.kind in "fiu":
+        overflowed = np.isinf(cast) & ~np.isinf(value)
+        if overflowed.any():
+            where = tuple(int(i) for i in np.argwhere(overflowed)[0])
+            return cast, (f"{name!r} holds {value[where]!s} at index {where}, beyond "
+                          f"the range of its dtype {dtype} (largest {np.finfo(dtype).max:.6g})")
+    return cast, None
 
 
 def _positive_int(value: Any, name: str, who: str) -> int:
@@ -292,7 +330,9 @@ class ReLU(Module):
 
 
 def _tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
+    # A layer's input is data, not a parameter: shared, not copied (as torch.as_tensor),
+    # so a mini-batch is not copied once more at every layer.
+    return as_tensor(x)
 
 
 class LeakyReLU(Module):
@@ -461,37 +501,138 @@ def save_state(module: Module, path: str | os.PathLike[str]) -> None:
     write_atomically(path, lambda f: np.savez(f, **state))
 
 
+# What zipfile, zlib and numpy's .npy header parser raise on damaged bytes (none of it is
+# documented as a closed set, so the fuzz tests of tests/test_model_files.py keep it honest):
+# a broken directory or a failed CRC-32 (BadZipFile), a bad deflate stream (zlib.error), a
+# flag or method bit that zipfile does not support (NotImplementedError) or reads as
+# "encrypted" (RuntimeError), a short read (EOFError), an unparsable header (ValueError).
+_DAMAGE: tuple[type[BaseException], ...] = (
+    ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+    RuntimeError, struct.error, *([lzma.LZMAError] if lzma is not None else []))
+_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+class _NeedsPickle(Exception):
+    """An array of Python objects: refused, never unpickled."""
+
+
+class ModelFile:
+    """An .npz model file opened by `open_model_file`: its array names and a checked reader.
+
+    Nothing is read until asked for: `read(key)` parses that array's .npy header, refuses
+    object dtypes (which would need pickle), checks that the bytes present are exactly what
+    the header declares before allocating anything, and lets zipfile verify the CRC-32, so a
+    damaged array is refused rather than returned with wrong values.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, where: str) -> None:
+        self._archive, self._where = archive, where
+        self._members = {(n[:-4] if n.endswith(".npy") else n): n for n in archive.namelist()}
+        #: The names of the arrays, as `np.savez` was given them (without ``.npy``).
+        self.files = list(self._members)
+
+    def read(self, key: str) -> np.ndarray:
+        """The array `key` (a KeyError if there is none), or ValueError naming the file."""
+        member = self._members[key]
+        try:
+            return self._read(member)
+        except _NeedsPickle:
+            raise ValueError(f"{self._where} holds object arrays: {key!r} would need pickle "
+                             f"to load; refused (allow_pickle=False)") from None
+        except _DAMAGE as err:
+            why = str(err) if type(err) is ValueError else f"{type(err).__name__}: {err}"
+            raise ValueError(f"{self._where} is damaged (array {key!r}: {why})") from None
+
+    def _read(self, member: str) -> np.ndarray:
+        if not member.endswith(".npy"):
+            raise ValueError(f"{member!r} is not an .npy array")
+        info = self._archive.getinfo(member)
+        with self._archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):  # np.savez writes 1.0, or 2.0 for huge headers
+                raise ValueError(f"unsupported .npy format version {version}")
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran_order, dtype = read_header(f)
+            if dtype.hasobject:
+                raise _NeedsPickle
+            # Python ints: a damaged shape cannot overflow, and nothing is allocated from it
+            # until the archive is seen to hold exactly that many bytes.
+            nbytes = math.prod(shape) * dtype.itemsize
+            declared = info.file_size - f.tell()
+            if nbytes != declared:
+                raise ValueError(f"the header declares shape {shape} of {dtype} "
+                                 f"({nbytes} bytes) but {declared} bytes follow it")
+            data = f.read(nbytes)
+            if len(data) != nbytes or f.read(1):  # reading to the end checks the CRC-32
+                raise ValueError(f"{len(data)} bytes of data where {nbytes} were declared")
+        flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape))
+        array = flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
+        return np.array(array, order="C")  # a writable copy, not a view of the bytes
+
+
+def _not_an_archive(head: bytes, err: BaseException) -> str:
+    """Why the first bytes `head` of a file are not an .npz archive, for a person."""
+    if head.startswith(_ZIP_MAGIC):
+        return f"a damaged zip archive: {type(err).__name__}: {err}"
+    if head[:1] == b"\x80":
+        return "it is a Python pickle, never loaded here since unpickling can run code"
+    text = head[:16].decode("utf-8", errors="replace")
+    if all(c.isprintable() or c.isspace() for c in text):
+        return f"it begins with the text {text!r}"
+    return f"it begins with the bytes {head[:8].hex(' ')}"
+
+
+@contextlib.contextmanager
+def open_model_file(path: str | os.PathLike[str], who: str = "") -> Iterator[ModelFile]:
+    """Open an .npz model file (`save_state`'s, `Network.save`'s) for checked reading.
+
+    The one hardened reader behind `load_state` and `Network.load`: never unpickles, never
+    allocates from sizes the file only declares, closes the file whatever happens. Raises
+    FileNotFoundError if there is no file, and ValueError, beginning with `who` and the file
+    name, for a directory, an unreadable or empty file, a single .npy array, anything that is
+    not a zip archive (a pickle, text) and any damage (see `ModelFile.read`).
+    """
+    name = os.fspath(path)
+    where = f"{who}{name}"
+    if os.path.isdir(name):
+        raise ValueError(f"{where} is a directory, not a tinygrad_nn model file (.npz)")
+    try:
+        f = open(name, "rb")  # noqa: SIM115 (closed by the `with f` below, whatever happens)
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise ValueError(f"{where} cannot be read ({err.strerror})") from None
+    # Opened here, not by np.load: it leaves the file open when it refuses a damaged zip,
+    # and it falls back to unpickling whatever is neither .npz nor .npy.
+    with f:
+        head = f.read(len(_NPY_MAGIC) + 10)
+        if not head:
+            raise ValueError(f"{where} is empty, not a tinygrad_nn model file (.npz)")
+        if head.startswith(_NPY_MAGIC):
+            raise ValueError(f"{where} holds a single array (.npy), not an .npz archive of "
+                             f"a model")
+        try:
+            archive = zipfile.ZipFile(f)
+        except _DAMAGE as err:
+            raise ValueError(f"{where} is not an .npz archive, so not a tinygrad_nn model file "
+                             f"({_not_an_archive(head, err)})") from None
+        with archive:
+            yield ModelFile(archive, where)
+
+
 def load_state(module: Module, path: str | os.PathLike[str]) -> None:
     """Load parameters written by `save_state` into `module`, in place (`load_state_dict`).
 
-    Read with allow_pickle=False. Raises FileNotFoundError if there is no file, and ValueError
-    naming the file if it is a directory, empty, not an .npz archive (or a damaged one), holds
-    object arrays, or does not fit the module (missing or unexpected names, other shapes).
-    The file is closed whatever happens.
+    Read by `open_model_file`, which never unpickles. Raises FileNotFoundError if there is no
+    file, and ValueError naming the file if it is a directory, empty, not an .npz archive (a
+    text file, a pickle), damaged (a flipped bit, a truncation), holds object arrays, or does
+    not fit the module (missing or unexpected names, other shapes, values out of the range of
+    a parameter's dtype). Every array is read and checked before any parameter changes.
     """
-    name = os.fspath(path)
-    if os.path.isdir(name):
-        raise ValueError(f"load_state: {name} is a directory, not an .npz file")
-    # Opened here, not by np.load, which leaves the file open when it refuses a damaged zip.
-    with open(name, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise ValueError(f"load_state: {name} is empty")
-        try:
-            archive = np.load(f, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            # numpy falls back to unpickling whatever is neither .npz nor .npy; we refuse.
-            raise ValueError(f"load_state: {name} is not an .npz archive written by save_state "
-                             f"({err})") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"load_state: {name} holds a single array, not an .npz archive")
-        with archive:
-            try:
-                state = {key: archive[key] for key in archive.files}
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-                why = ("holds object arrays, which would need pickle to load; refused "
-                       "(allow_pickle=False)" if "pickle" in str(err) else f"is damaged ({err})")
-                raise ValueError(f"load_state: {name} {why}") from None
+    with open_model_file(path, "load_state: ") as archive:
+        state = {key: archive.read(key) for key in archive.files}
     try:
         module.load_state_dict(state)
     except ValueError as err:
-        raise ValueError(f"load_state: {name}: {err}") from None
+        raise ValueError(f"load_state: {os.fspath(path)}: {err}") from None

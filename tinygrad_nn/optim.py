@@ -36,15 +36,14 @@ Schedules change each group's ``lr`` once per epoch by PyTorch's closed forms: `
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
 from . import ops
-from .jit import watch
-from .tensor import Tensor
+from .tensor import Tensor, _GradMode, watch
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler",
            "Optimizer", "StepLR", "decay_groups"]
@@ -179,6 +178,8 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's `.grad` to None (PyTorch's default, set_to_none=True)."""
+        if _GradMode.tape is not None:  # `jit` capturing: it may have to put them back
+            _GradMode.tape.note_grads(self.params, clearing=True)
         for p in self.params:
             p.grad = None
 
@@ -191,10 +192,16 @@ class Optimizer:
         return state
 
     def _hyperparameters(self) -> tuple:
-        # What `jit` watches: a replay bakes these in. The size of `state`, so that clearing
-        # it (a restart of momentum) is seen too.
-        return (len(self.state), *(tuple((k, v) for k, v in group.items() if k != "params")
-                                   for group in self.param_groups))
+        # What `jit` watches: a replay bakes these in. Each group's hyperparameters and its
+        # parameters (one removed from a group is no longer updated), and every state array
+        # by identity, so that clearing the state or dropping one momentum buffer (a restart
+        # of momentum) is seen too.
+        groups = tuple((tuple(map(id, group["params"])),
+                        *((k, v) for k, v in group.items() if k != "params"))
+                       for group in self.param_groups)
+        state = tuple((key, *((name, id(value)) for name, value in entry.items()))
+                      for key, entry in self.state.items())
+        return groups, state
 
     @property
     def lr(self) -> float:
@@ -202,9 +209,43 @@ class Optimizer:
         return self.param_groups[0]["lr"]
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place (each optimizer's `_update`)."""
+        """Update every parameter that has a gradient, in place (each optimizer's `_update`).
+
+        Every gradient is checked before any parameter changes: a `.grad` of another shape
+        than its parameter is refused, never broadcast, and nothing is updated.
+        """
+        for k, group in enumerate(self.param_groups):
+            for i, p in enumerate(group["params"]):
+                grad = p.grad
+                if grad is not None and (grad.shape != p.shape or grad.dtype.kind != "f"):
+                    raise ValueError(
+                        f"{type(self).__name__}.step: parameter {i} of group {k} has shape "
+                        f"{p.shape} but its .grad has shape {grad.shape} ({grad.dtype}); a "
+                        f"gradient must be floating-point and of its parameter's shape. "
+                        f"Nothing was updated")
+        if _GradMode.tape is not None:  # `jit` capturing: a refused step must undo this one
+            _GradMode.tape.on_rollback(self._state_restorer())
         self._update()
+        for group in self.param_groups:  # modified in place: a graph that used them before
+            for p in group["params"]:     # the step must not backpropagate through them
+                if p.grad is not None:
+                    p._bump_version()
         watch(self._hyperparameters)  # after the update, which may have made the state
+
+    def _state_restorer(self) -> Callable[[], None]:
+        """A function that puts the state's entries back as they are now (the arrays'
+        values are `jit`'s to restore; this undoes entries and buffers the step adds)."""
+        entries = {key: (entry, dict(entry)) for key, entry in self.state.items()}
+
+        def restore() -> None:
+            for key in [key for key in self.state if key not in entries]:
+                del self.state[key]
+            for key, (entry, items) in entries.items():
+                entry.clear()
+                entry.update(items)
+                self.state[key] = entry
+
+        return restore
 
     def _update(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define _update()")

@@ -1,0 +1,297 @@
+"""Regression tests for what outside probing found in `jit` (issue 14), one test per defect.
+
+Each test states the defect as it was found and checks the documented behaviour now: a
+replay agrees with eager bit for bit on every call, or the step is refused with a JitError
+that names the step and the cause and leaves parameters, `.grad`s and optimizer state
+exactly as they were before the call. Batches differ on every call, and flip the sign of
+the inputs, so every mask changes between calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinygrad_nn import Tensor, costs, datasets, nn, ops, optim, training
+from tinygrad_nn import functional as F
+from tinygrad_nn.jit import JitError, jit
+
+
+def same_bits(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def state_of(model, opt) -> list[np.ndarray]:
+    """Every array a step may change: parameters, their .grad, the optimizer's buffers."""
+    arrays = []
+    for p in model.parameters():
+        arrays.append(p.data.copy())
+        arrays.append(None if p.grad is None else p.grad.data.copy())
+    for p in model.parameters():  # (in the model's order: opt.state is keyed by id)
+        entry = opt.state.get(id(p), {})
+        for name in sorted(entry):
+            arrays.append(np.asarray(entry[name]).copy())
+    return arrays
+
+
+def same_state(a, b) -> bool:
+    return len(a) == len(b) and all(
+        (x is None and y is None) or (x is not None and y is not None and same_bits(x, y))
+        for x, y in zip(a, b))
+
+
+def twins(hidden_activation, seed=3, lr=0.2, momentum=0.9):
+    """Two identical models and optimizers, built from one seed."""
+    def build():
+        model = nn.Sequential(nn.Linear(3, 4, rng=seed), hidden_activation(),
+                              nn.Linear(4, 2, rng=seed + 1))
+        return model, optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    return build(), build()
+
+
+def plain_step(model, opt, cost=costs.quadratic_cost):
+    """The usual step: zero_grad, forward and cost, backward, update; returns the cost."""
+    def step(x, y):
+        opt.zero_grad()
+        c = cost(model(x), y)
+        c.backward()
+        opt.step()
+        return c
+    return step
+
+
+def batches(n=8, rows=5, seed=0):
+    """Mini-batches of different values on every call; every other one negated, so every
+    pre-activation changes sign and every mask flips."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        x = rng.uniform(0.2, 1.5, (rows, 3)) * (-1 if k % 2 else 1)
+        yield x, rng.uniform(0, 1, (rows, 2))
+
+
+class LeakyWhere(nn.Module):
+    """A leaky ReLU written with `where`, as a user would."""
+
+    def forward(self, h):
+        return F.where(h > 0, h, 0.1 * h)
+
+
+def huber(a, y):
+    d = a - y
+    return F.where(d.abs() < 1, 0.5 * d * d, d.abs() - 0.5).mean()
+
+
+@pytest.mark.parametrize("activation, cost", [(LeakyWhere, costs.quadratic_cost),
+                                              (nn.Tanh, huber)])
+def test_where_masks_are_fresh_on_every_replay(activation, cost):
+    """Defect 1: where's VJP made `~condition` with numpy, so replays trained with the
+    capture's mask (gradients [-0, -0, 1.1, 1.1] where eager gives [-0.1, -0.1, 1, 1])."""
+    (m1, o1), (m2, o2) = twins(activation)
+    eager, compiled = plain_step(m1, o1, cost), jit(plain_step(m2, o2, cost))
+    for x, y in batches():
+        eager_cost = eager(x, y)
+        jit_cost = compiled(x, y)
+        assert same_bits(eager_cost.data, jit_cost.data)
+        assert same_state(state_of(m1, o1), state_of(m2, o2))
+
+
+def test_a_cost_kept_outside_the_result_holds_each_calls_value():
+    """Defect 3: `log["cost"] = cost` showed the capture's value forever (0.688 on calls
+    2-5 while the true costs were 0.688, 1.636, 2.204, 2.761)."""
+    (m1, o1), (m2, o2) = twins(nn.Sigmoid)
+    logs = [{}, {}]
+
+    def stepper(model, opt, log):
+        def step(x, y):
+            opt.zero_grad()
+            c = costs.quadratic_cost(model(x), y)
+            log["cost"] = c
+            c.backward()
+            opt.step()
+        return step
+
+    eager, compiled = stepper(m1, o1, logs[0]), jit(stepper(m2, o2, logs[1]))
+    for x, y in batches():
+        eager(x, y)
+        compiled(x, y)
+        assert same_bits(logs[0]["cost"].data, logs[1]["cost"].data)
+    assert compiled.captures == 1
+
+
+def test_a_forgotten_zero_grad_is_refused_naming_it_and_changes_nothing():
+    """Defect 4: without zero_grad(), calls alternated between success and a JitError that
+    blamed 'a value made outside'; the weights differed from eager. Eager accumulates
+    .grad over calls; a replay cannot, so every call after the first is refused, naming
+    zero_grad, with the state as before that call."""
+    (model, opt), _ = twins(nn.Sigmoid)
+
+    @jit
+    def step(x, y):
+        c = costs.quadratic_cost(model(x), y)
+        c.backward()
+        opt.step()
+        return c
+
+    calls = batches()
+    step(*next(calls))
+    for x, y in calls:
+        before = state_of(model, opt)
+        with pytest.raises(JitError, match=r"jit\(.*step\).*zero_grad\(\)"):
+            step(x, y)
+        assert same_state(before, state_of(model, opt))
+
+
+def test_a_step_returning_item_is_refused_before_changing_anything():
+    """Defect 5: a step returning loss.item() raised JitError after updating the weights
+    (max change 0.02, then 0.013, 0.010 on later calls)."""
+    (model, opt), _ = twins(nn.Sigmoid)
+    usual = plain_step(model, opt)
+
+    @jit
+    def step(x, y):
+        return usual(x, y).item()
+
+    for x, y in batches(n=4):
+        before = state_of(model, opt)
+        with pytest.raises(JitError, match=r"returned a float.*\.item\(\)"):
+            step(x, y)
+        assert same_state(before, state_of(model, opt))
+        assert len(opt.state) == 0
+
+
+def test_an_input_marked_requires_grad_inside_the_step_replays():
+    """Defect 6: FGSM-style adversarial training (the input's gradient, taken inside the
+    step) was refused on call 2 with 'the step changes it outside'."""
+    (m1, o1), (m2, o2) = twins(nn.Tanh)
+
+    def step(model, opt, x, y):
+        x = Tensor(x, requires_grad=True)
+        costs.quadratic_cost(model(x), y).backward()
+        x_adv = (x + 0.05 * ops.sign(x.grad)).detach()
+        opt.zero_grad()
+        c = costs.quadratic_cost(model(x_adv), y)
+        c.backward()
+        opt.step()
+        return c
+
+    compiled = jit(step)
+    for x, y in batches():
+        assert same_bits(step(m1, o1, x, y).data, compiled(m2, o2, x, y).data)
+        assert same_state(state_of(m1, o1), state_of(m2, o2))
+
+
+@pytest.mark.parametrize("change", ["clear", "drop one entry", "remove a parameter"])
+def test_changes_to_the_optimizers_contents_are_seen(change):
+    """Defect 7: dropping momentum buffers or removing a parameter from a group changed
+    eager training, but replays ignored it (eager w = [-0.122, -1.244], jit w = [-0.783,
+    -2.566])."""
+    (m1, o1), (m2, o2) = twins(nn.Sigmoid)
+
+    def apply(model, opt):
+        if change == "clear":
+            opt.state.clear()
+        elif change == "drop one entry":
+            del opt.state[id(model.parameters()[0])]
+        else:
+            params = opt.param_groups[0]["params"]  # (by identity: == compares values)
+            del params[[id(q) for q in params].index(id(model.parameters()[2]))]
+
+    eager, compiled = plain_step(m1, o1), jit(plain_step(m2, o2))
+    for k, (x, y) in enumerate(batches()):
+        if k == 4:
+            apply(m1, o1)
+            apply(m2, o2)
+        eager(x, y)
+        compiled(x, y)
+        assert same_state(state_of(m1, o1), state_of(m2, o2))
+
+
+def test_fit_checks_labels_before_the_first_step():
+    """Defect 2: fit(jit=True) trained on a label of -1 (numpy wrapped it to the last
+    class) and died with a raw IndexError on a label equal to the number of classes."""
+    train, _, _ = datasets.load_digits()
+    for bad in (-1, 10):
+        labels = train.labels.copy()
+        labels[7] = bad
+        model = nn.Sequential(nn.Linear(64, 10, rng=0))
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        before = [p.data.copy() for p in model.parameters()]
+        for use_jit in (False, True):
+            with pytest.raises(ValueError, match=rf"fit: .*row 7 .*label {bad}"):
+                training.fit(model, costs.cross_entropy, opt, (train.X, labels), 1, 10,
+                             verbose=False, jit=use_jit)
+            assert all(same_bits(a, p.data) for a, p in zip(before, model.parameters()))
+
+
+def test_fit_with_validation_keeps_one_capture_per_batch_shape():
+    """Defect 8: fit(jit=True) with validation data captured again after every
+    evaluation: 8 captures in 4 epochs where 2 suffice (one per mini-batch shape)."""
+    train, validation, _ = datasets.load_digits()
+    model = nn.Sequential(nn.Linear(64, 16, "he", rng=0), nn.ReLU(), nn.Dropout(0.1, rng=2),
+                          nn.Linear(16, 10, "he", rng=1))
+    opt = optim.SGD(model.parameters(), lr=0.05)
+    captured = []
+    original = training.capture_and_replay
+
+    def spy(fn):
+        compiled = original(fn)
+        captured.append(compiled)
+        return compiled
+
+    training.capture_and_replay = spy
+    try:
+        training.fit(model, costs.cross_entropy, opt, train, 4, 32, validation, seed=0,
+                     verbose=False, jit=True)
+    finally:
+        training.capture_and_replay = original
+    assert len(train.X) % 32 != 0  # so there are two batch shapes
+    assert captured[0].captures == 2
+
+
+def test_a_bad_cache_size_is_refused_clearly():
+    """Defect 9: jit(f, cache_size=-1) ended in KeyError: 'dictionary is empty'."""
+    for size in (-1, 0, 1.5, True):
+        with pytest.raises(ValueError, match="cache_size"):
+            jit(lambda x: x, cache_size=size)
+
+
+def test_an_array_computed_with_numpy_from_the_data_is_refused_at_capture():
+    """The structural guard: a mask made with numpy from the step's data (not through the
+    primitives) is refused on the first call, naming numpy's function and the user's line,
+    before the check; the state is as before the call."""
+    (model, opt), _ = twins(nn.Sigmoid)
+
+    @jit
+    def step(x, y):
+        opt.zero_grad()
+        h = model(x)
+        mask = h.data > 0.5  # numpy on the step's data
+        c = costs.quadratic_cost(h * mask, y)
+        c.backward()
+        opt.step()
+        return c
+
+    x, y = next(batches())
+    before = state_of(model, opt)
+    with pytest.raises(JitError, match=r"jit\(.*step\).*np\.greater at .*test_jit_regressions"):
+        step(x, y)
+    assert same_state(before, state_of(model, opt)) and not step.plans
+
+
+def test_a_replayed_loss_checks_its_labels_on_every_call():
+    """Defect 2, for a step called directly: the labels' range is checked by a primitive,
+    so a replay refuses a label of -1 (which numpy would wrap to the last class) or one
+    equal to the number of classes, as eager does, with the parameters unchanged."""
+    model = nn.Sequential(nn.Linear(3, 4, rng=0))
+    step = jit(plain_step(model, optim.SGD(model.parameters(), lr=0.1), costs.cross_entropy))
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # capture, check, replay
+        step(rng.uniform(-1, 1, (5, 3)), rng.integers(0, 4, 5))
+    for bad in (-1, 4):
+        labels = np.array([0, 1, bad, 3, 2])
+        before = [p.data.copy() for p in model.parameters()]
+        with pytest.raises(ValueError, match=rf"row 2 has label {bad}, outside 0\.\.3"):
+            step(rng.uniform(-1, 1, (5, 3)), labels)
+        assert all(same_bits(a, p.data) for a, p in zip(before, model.parameters()))
+    assert step.captures == 1
