@@ -181,7 +181,7 @@ def test_evaluate_refuses_a_file_that_is_not_a_model(tmp_path, capsys):
     bad = tmp_path / "model.npz"
     bad.write_text("hello")
     assert cli.main(["evaluate", str(bad)]) == 2
-    assert "not a network file" in one_line_error(capsys.readouterr().err)
+    assert "not a tinygrad_nn model file" in one_line_error(capsys.readouterr().err)
     arrays = tmp_path / "shapes.npz"
     np.savez(arrays, sizes=np.array([64, 30, 10]), weight_0=np.zeros((3, 3)))
     assert cli.main(["evaluate", str(arrays)]) == 2
@@ -318,3 +318,82 @@ def test_lmbda_on_the_fit_path_is_weight_decay_over_n(capsys, monkeypatch):
                      "--quiet"]) == 0
     opt, = made
     assert [g["weight_decay"] for g in opt.param_groups] == [pytest.approx(0.01), 0.0]
+
+
+def test_an_activation_added_to_the_table_works_with_every_optimizer(capsys, monkeypatch):
+    """The CLI builds every model by `network.stack` from `network.ACTIVATIONS` (issue 16:
+    a third table in the CLI made --optimizer adam fail with a KeyError)."""
+    from tinygrad_nn import network, nn
+
+    monkeypatch.setitem(network.ACTIVATIONS, "leaky", nn.LeakyReLU)
+    assert cli.main(["train", "--epochs", "1", "--activation", "leaky", "--optimizer", "adam",
+                     "--quiet"]) == 0
+    assert ACCURACY_LINE.fullmatch(capsys.readouterr().out.strip())
+
+
+# --- graph: DOT text to stdout or to a .dot file (issue 15, item 18) ---------------------------
+
+
+def test_graph_dot_prints_the_dot_text_without_out(capsys):
+    """--dot was refused without --out, then ignored --out."""
+    assert cli.main(["graph", "--dot"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("digraph") and captured.out.endswith("}\n")
+    assert "w2" in captured.out and captured.err == ""
+
+
+@pytest.mark.parametrize("argv", [["--out", "{path}"], ["--dot", "--out", "{path}"]],
+                         ids=["out-dot", "dot-and-out"])
+def test_graph_writes_dot_text_to_a_dot_file(tmp_path, capsys, argv):
+    """--out g.dot was refused ("cannot tell the image format"); DOT needs no Graphviz."""
+    path = tmp_path / "g.dot"
+    assert cli.main(["graph", *(a.format(path=path) for a in argv)]) == 0
+    assert capsys.readouterr().out == f"wrote {path}\n"
+    text = path.read_text()
+    assert text.startswith('digraph "g" {') and "w2" in text and "sigmoid" in text
+    assert os.listdir(tmp_path) == ["g.dot"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([], "--out GRAPH.svg (or .png, or .dot for the DOT text), or --dot"),
+    (["--dot", "--out", "g.svg"], "--dot writes DOT text, but --out g.svg is not a .dot file"),
+], ids=["nowhere", "dot-into-svg"])
+def test_graph_without_a_destination_or_with_two_says_so(capsys, tmp_path, monkeypatch, argv,
+                                                        words):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["graph", *argv]) == 2
+    assert words in one_line_error(capsys.readouterr().err)
+    assert os.listdir(tmp_path) == []
+
+
+# --- a closed pipe (issue 15, item 18) ---------------------------------------------------------
+
+
+def test_train_into_a_closed_pipe_stops_quietly_with_status_141(tmp_path):
+    """`tinygrad-nn train | head -2` said "error: [Errno 32] Broken pipe", status 2."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen([sys.executable, "-m", "tinygrad_nn", "train", "--no-progress"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                          cwd=tmp_path) as child:
+        assert child.stdout.readline().startswith(b"Training [64, 30, 10]")
+        child.stdout.close()  # what `head -1` does after its line
+        err = child.stderr.read()
+        status = child.wait(timeout=120)
+    # No message, no "Exception ignored", no traceback; the status SIGPIPE would give.
+    assert (status, err) == (141, b"")
+
+
+class ClosedPipe:
+    """A stdout whose reader has gone: every write fails as a closed pipe does."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_closed_pipe_is_not_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["explain"]) == 141
+    assert capsys.readouterr().err == ""

@@ -58,7 +58,7 @@ def test_graph_writes_a_valid_svg(tmp_path: Path) -> None:
 
 
 def test_graph_dot_text_names_the_tutorial_quantities() -> None:
-    result = run("graph", "--sizes", "2,3,1", "--out", "unused.svg", "--dot")
+    result = run("graph", "--sizes", "2,3,1", "--dot")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("digraph")
     for name in ("x", "w2", "b2", "z2", "a2", "w3", "z3", "a3", "linear", "sigmoid"):

@@ -2,10 +2,14 @@
 
 import gzip
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from tinygrad_nn import datasets
 from tinygrad_nn.datasets import (
@@ -356,3 +360,76 @@ def test_idx_fixture_matches_the_real_file_header():
     with gzip.open(Path(directory) / "t10k-labels-idx1-ubyte.gz") as f:
         real_header = f.read(8)
     assert idx_bytes(np.zeros(10_000, dtype=np.uint8))[:8] == real_header
+
+
+# --- issue 15, item 16: small files and NaN pixels; item 19: min_max_scale's range ---------
+
+
+@pytest.mark.parametrize("n_train", [0, 1, 5])
+def test_load_mnist_with_fewer_than_6_training_images_says_so(tmp_path, n_train):
+    """n // 6 = 0 validation images ended in numpy's "cannot reshape array of size 0"."""
+    fake_mnist(tmp_path, n_train=n_train)
+    with pytest.raises(ValueError, match=rf"train-images-idx3-ubyte: {n_train} training images; "
+                                         r"the tutorial's split needs at least 6"):
+        load_mnist(tmp_path)
+
+
+def test_load_mnist_with_6_training_images_keeps_one_for_validation(tmp_path):
+    train, validation, test = load_mnist(fake_mnist(tmp_path, n_train=6))
+    assert [len(train), len(validation), len(test)] == [5, 1, 5]
+
+
+def test_load_mnist_without_test_images_says_so(tmp_path):
+    fake_mnist(tmp_path, n_test=0)
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: no test images"):
+        load_mnist(tmp_path)
+
+
+def test_load_mnist_refuses_nan_pixels_naming_the_image(tmp_path):
+    """NaN compares false, so float pixels holding NaN passed the 0..255 range check."""
+    fake_mnist(tmp_path)
+    images = np.full((5, 4, 4), 128.0, dtype=np.float32)
+    images[3, 1, 2] = np.nan
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", images)
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: image 3 holds NaN at row 1, "
+                                         r"column 2"):
+        load_mnist(tmp_path)
+
+
+def test_load_mnist_refuses_images_without_pixels(tmp_path):
+    fake_mnist(tmp_path)
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((12, 0, 4), dtype=np.uint8))
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((5, 0, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"images of 0x4 pixels hold no pixels"):
+        load_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float32, 3e38), (np.float64, 1.7e308)])
+def test_min_max_scale_of_data_spanning_most_of_the_float_range(dtype, big):
+    """float32 data from -3e38 to 3e38 gave [0, 0, nan] and overflow warnings."""
+    x = np.array([-big, 0.0, big], dtype=dtype)
+    scaled = min_max_scale(x)
+    assert scaled.dtype == dtype
+    np.testing.assert_array_equal(scaled, [0.0, 0.5, 1.0])
+
+
+def test_min_max_scale_refuses_a_value_whose_scaled_value_overflows():
+    with pytest.raises(ValueError, match=r"x holds 1e\+38 at index \(1,\), so far outside "
+                                         r"\[0\.0, 1e-10\] .*beyond the range of float32"):
+        min_max_scale(np.array([0.5, 1e38], dtype=np.float32), lo=0, hi=1e-10)
+
+
+@pytest.mark.property
+@given(hnp.arrays(np.float32, st.integers(2, 6),
+                   elements=st.floats(width=32, allow_nan=False, allow_infinity=False)))
+def test_min_max_scale_of_any_finite_float32_data_is_correctly_rounded(x):
+    """Within half a float32 ulp of 1 of the exact (x - min) / (max - min), whatever the
+    range, with no warning."""
+    assume(x.max() > x.min())
+    scaled = min_max_scale(x)
+    assert scaled.dtype == np.float32
+    lo, hi = Fraction(float(x.min())), Fraction(float(x.max()))
+    for value, got in zip(x, scaled):
+        exact = (Fraction(float(value)) - lo) / (hi - lo)
+        assert abs(Fraction(float(got)) - exact) <= Fraction(1, 2**24), (value, got)
+    assert scaled[x.argmin()] == 0 and scaled[x.argmax()] == 1

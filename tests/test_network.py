@@ -515,7 +515,7 @@ def malformed_files():
     cases.append(("wrong-bias-shape", arrays, r"'bias_0' has shape \(3,\)"))
     arrays = good_arrays()
     arrays["weight_1"] = np.array([[None, None]], dtype=object)
-    cases.append(("object-array", arrays, "object array that would need pickle"))
+    cases.append(("object-array", arrays, "holds object arrays: 'weight_1' would need pickle"))
     arrays = good_arrays()
     arrays["sizes"] = np.array([3])
     cases.append(("short-sizes", arrays, "'sizes' must be at least 2 integers"))
@@ -544,7 +544,8 @@ def test_malformed_files_give_clear_errors(tmp_path, name, arrays, match):
 def test_files_that_are_not_npz_archives(tmp_path):
     text = tmp_path / "model.npz"
     text.write_text("not a model\n")
-    with pytest.raises(ValueError, match="not a network file written by Network.save"):
+    with pytest.raises(ValueError, match="model.npz is not an .npz archive, so not a "
+                                         "tinygrad_nn model file"):
         Network.load(text)
     single = tmp_path / "single.npy"
     np.save(single, np.zeros(3))
@@ -611,3 +612,50 @@ def test_fashion_mnist_one_epoch_of_784_30_10():
     assert len(training_data) == 50_000 and history.epochs[0].test_total == 10_000
     # Ten classes: chance is 10%; one epoch of the tutorial's network does far better.
     assert history.epochs[0].test_accuracy > 0.5, (history, seconds)
+
+
+# --- issue 16: one training path, and the small inconsistencies it fixed ---
+
+
+def test_assigning_one_weight_or_bias_writes_into_the_layer():
+    net = Network([3, 2, 1], seed=0)
+    net.weights[0] = np.ones((2, 3))
+    net.biases[-1] = np.array([[0.5]])  # the book's column (n, 1)
+    assert np.array_equal(net.layers[0].weight.data, np.ones((2, 3)))
+    assert net.layers[1].bias.data.tolist() == [0.5]
+    with pytest.raises(ValueError, match=r"weights\[1\]: expected shape \(1, 2\)"):
+        net.weights[1] = np.ones((2, 1))
+
+
+def test_biases_may_be_set_as_the_books_columns():
+    net = Network([3, 2, 1], seed=0)
+    net.biases = [np.zeros((2, 1)), np.ones((1, 1))]
+    assert [b.shape for b in net.biases] == [(2,), (1,)]
+    assert net.biases[1].tolist() == [1.0]
+
+
+def test_history_repr_shows_what_was_recorded():
+    X, Y, labels = small_data()
+    history = Network([4, 5, 3], seed=0).SGD((X, Y), 2, 10, 1.0, test_data=(X, labels),
+                                             verbose=False)
+    last = history.epochs[-1]
+    assert f"test {last.test_correct} / 40" in repr(history) and "training cost" in repr(history)
+
+
+def test_sgd_is_fit_with_callbacks(monkeypatch):
+    from tinygrad_nn import training
+
+    calls = []
+    original = training.fit
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    X, Y, labels = small_data()
+    net = Network([4, 5, 3], seed=0)
+    net.SGD((X, Y), 2, 10, 1.0, evaluation_data=(X, labels), early_stopping_n=1, verbose=False)
+    kwargs, = calls
+    assert kwargs["patience"] == 1 and kwargs["restore_best"] is False
+    assert len(kwargs["callbacks"]) == 1

@@ -1,5 +1,6 @@
 """Tests for tinygrad_nn.training: `fit` (sec. 2.2's loop for any module) and `evaluate`."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -88,8 +89,10 @@ def test_train_cost_is_the_mean_of_the_mini_batch_costs():
     history = fit(model, cost, optim.SGD(model.parameters(), 0.1), DIGITS.train, 1, 400,
                   seed=0, verbose=False)
     n = len(DIGITS.train)
-    assert [m for _, m in seen] == [400, 400, n - 800]
-    assert history[0].train_cost == pytest.approx(sum(c * m for c, m in seen) / n, rel=1e-12)
+    # (the first call is fit's check of all n targets, before the first step)
+    assert [m for _, m in seen] == [n, 400, 400, n - 800]
+    assert history[0].train_cost == pytest.approx(sum(c * m for c, m in seen[1:]) / n,
+                                                  rel=1e-12)
 
 
 def test_training_mode_for_steps_and_evaluation_mode_in_batches_of_1000():
@@ -98,7 +101,9 @@ def test_training_mode_for_steps_and_evaluation_mode_in_batches_of_1000():
     labels = np.tile(DIGITS.train.labels, 3)[:2500]
     fit(model, costs.cross_entropy, optim.SGD(model.parameters(), 0.1), DIGITS.train, 1, 500,
         validation_data=(X, labels), seed=0, verbose=False)
-    assert model.calls == [(True, 500), (True, 500), (True, 197), (False, 1000),
+    # (first, in evaluation mode, one row of each data set for fit's check of the targets)
+    assert model.calls == [(False, 1), (False, 1), (True, 500), (True, 500), (True, 197),
+                           (False, 1000),
                            (False, 1000), (False, 500)]
     assert model.training  # evaluate puts the mode back
     model.eval()
@@ -209,6 +214,31 @@ def test_a_diverging_cost_is_an_error():
             1.0), DIGITS.train, 1, 500, seed=0, verbose=False)
 
 
+def test_early_stopping_keeps_the_best_weights_when_the_cost_diverges():
+    """`patience` promises the best epoch's weights "in any case": a cost that becomes inf
+    in epoch 2 still ends with them (issue 15: fit raised first, leaving |w| ~ 1e288)."""
+    model = mlp()
+    after_epoch = []  # the weights as each epoch starts: those the previous one left
+    diverged = {"now": False}
+
+    def progress(starts, total, desc):
+        after_epoch.append(weights(model))
+        diverged["now"] = desc == "Epoch 2"
+        return starts
+
+    def cost(out, t):
+        c = costs.cross_entropy(out, t)
+        return c * 0.0 + math.inf if diverged["now"] else c  # (a finite gradient)
+
+    with pytest.raises(ValueError, match=r"became (inf|nan) in epoch 2.* epoch (0|1), the "
+                                         r"best on validation, are restored"):
+        fit(model, cost, optim.SGD(model.parameters(), 0.1), DIGITS.train, 5, 100,
+            DIGITS.validation, patience=3, seed=0, progress=progress, verbose=False)
+    best = [np.array_equal(a, b) for a, b in zip(weights(model), after_epoch[1])]
+    second = [np.array_equal(a, b) for a, b in zip(weights(model), after_epoch[2])]
+    assert all(best) or all(second)
+
+
 def test_zero_epochs_changes_nothing():
     model = mlp()
     before = weights(model)
@@ -262,3 +292,67 @@ def test_any_callable_model_works_without_modes():
     history = fit(lambda x: x @ w, costs.cross_entropy, optim.SGD([w], 0.5), DIGITS.train, 2,
                   50, DIGITS.validation, seed=0, verbose=False)
     assert history[-1].val_accuracy > 0.5
+
+
+# --- issue 16: one loop, one way in for data ---
+
+
+def test_integer_labels_become_one_hot_rows_for_the_tutorials_costs():
+    """fit, like Network.SGD, turns labels into the desired outputs y(x) of eq. 2.1."""
+    model_a = nn.Sequential(nn.Linear(64, 10, rng=0), nn.Sigmoid())
+    model_b = nn.Sequential(nn.Linear(64, 10, rng=0), nn.Sigmoid())
+    train = DIGITS.train
+    fit(model_a, costs.quadratic_cost, optim.SGD(model_a.parameters(), 1.0), train, 1, 50,
+        seed=0, verbose=False)
+    fit(model_b, costs.quadratic_cost, optim.SGD(model_b.parameters(), 1.0),
+        (train.X, train.one_hot()), 1, 50, seed=0, verbose=False)
+    assert all(np.array_equal(a, b) for a, b in zip(weights(model_a), weights(model_b)))
+    with pytest.raises(ValueError, match="outside 0..9"):
+        fit(model_a, costs.quadratic_cost, optim.SGD(model_a.parameters(), 1.0),
+            (train.X, train.labels + 1), 1, 50, verbose=False)
+
+
+def test_fit_takes_the_books_pairs_too():
+    pairs = datasets.to_book_format(DIGITS.train, one_hot=False)
+    model_a, model_b = mlp(), mlp()
+    fit(model_a, costs.cross_entropy, optim.SGD(model_a.parameters(), 0.1), pairs, 1, 50,
+        seed=0, verbose=False)
+    fit(model_b, costs.cross_entropy, optim.SGD(model_b.parameters(), 0.1), DIGITS.train, 1,
+        50, seed=0, verbose=False)
+    assert all(np.array_equal(a, b) for a, b in zip(weights(model_a), weights(model_b)))
+
+
+def test_without_restore_best_early_stopping_keeps_the_last_weights(monkeypatch):
+    snapshots = scripted_evaluate(monkeypatch, [0.5, 0.7, 0.6, 0.65])
+    model = mlp()
+    history = fit(model, costs.cross_entropy, optim.SGD(model.parameters(), 0.1),
+                  DIGITS.train, 10, 100, DIGITS.validation, patience=2, restore_best=False,
+                  seed=0, verbose=False)
+    assert history.stopped_early and history.best_epoch == 1 and len(history) == 4
+    for now, last in zip(weights(model), snapshots[-1]):
+        np.testing.assert_array_equal(now, last)
+
+
+def test_callbacks_add_to_each_epochs_record():
+    model = mlp()
+    seen = []
+
+    def add_test(record):
+        seen.append(record.epoch)
+        return dataclasses.replace(record, test_correct=1, test_total=2)
+
+    history = fit(model, costs.cross_entropy, optim.SGD(model.parameters(), 0.1),
+                  DIGITS.train, 2, 100, seed=0, verbose=False, callbacks=[add_test, print])
+    assert seen == [0, 1] and [r.test_accuracy for r in history] == [0.5, 0.5]
+
+
+def test_no_core_or_layer_module_imports_jit():
+    """The capture layer sits on top (docs/design.md): the framework never calls the tracer."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(training.__file__).parent
+    for name in ("tensor", "ops", "autograd", "functional", "nn", "optim", "costs"):
+        source = (root / f"{name}.py").read_text()
+        assert not re.search(r"^\s*(from \.jit |from \. import .*\bjit\b|import .*\bjit\b)",
+                             source, re.M), name

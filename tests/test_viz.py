@@ -267,7 +267,17 @@ def test_render_without_graphviz_says_how_to_get_it(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["g.pdf", "g.dot", "graph"])
+def test_render_writes_the_dot_text_to_a_dot_file_without_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no Graphviz needed
+    x = Tensor([1.0], requires_grad=True)
+    path = tmp_path / "g.DOT"
+    path.write_text("old")
+    assert render(x.sum(), path) == path
+    assert path.read_text() == to_dot(x.sum(), name="g")
+    assert [p.name for p in tmp_path.iterdir()] == ["g.DOT"]  # replaced, no temporary file
+
+
+@pytest.mark.parametrize("name", ["g.pdf", "g.gv", "graph"])
 def test_render_rejects_other_suffixes(tmp_path, name):
     x = Tensor([1.0], requires_grad=True)
     suffix = Path(name).suffix

@@ -5,14 +5,18 @@
 quadratic cost. Each epoch prints ``Epoch k: correct / total`` on the validation split; the
 test split is used once, at the end. ``--data-dir`` trains on an MNIST-format folder instead.
 
-With only the tutorial's options (and the sequel's ``--lmbda``) training is `Network.SGD`.
-``--optimizer momentum|adam``, ``--lr-schedule``, ``--weight-decay``, ``--dropout`` or
-``--patience`` train the same layers with `training.fit` and the optimizers of `optim`
-instead; the saved file and ``evaluate`` are the same either way.
+Every model is a `Network`, its stack built by `network.stack` from the library's tables
+(`network.ACTIVATIONS`, `costs.COSTS`, `nn.INITS`), and every run goes through the one loop,
+`training.fit`. With only the tutorial's options (and the sequel's ``--lmbda``) the loop is
+driven by `Network.SGD`, with the tutorial's lines; ``--optimizer momentum|adam``,
+``--lr-schedule``, ``--weight-decay``, ``--dropout`` or ``--patience`` drive it directly with
+the optimizers of `optim`; the saved file and ``evaluate`` are the same either way.
 
 Mistakes in the options or the data end in one line, ``tinygrad-nn: error: ...``, and exit
-status 2, never a traceback. tqdm (the progress bar) and matplotlib (``--plot``) are optional
-and imported only here, only when used.
+status 2, never a traceback. A reader that closes the output early (``tinygrad-nn train |
+head -2``) stops the command quietly with status 141, as SIGPIPE stops `cat` or `yes`.
+tqdm (the progress bar) and matplotlib (``--plot``) are optional and imported only here, only
+when used.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import datasets, nn, optim, training
+from . import datasets, optim, training
 from .costs import COSTS
-from .network import ACTIVATIONS, Network
+from .network import ACTIVATIONS, Network, stack
 from .nn import INITS
 
 PROG = "tinygrad-nn"
@@ -168,10 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "through Graphviz's dot program.")
     graph.add_argument("--sizes", type=_sizes, default=[2, 3, 1], metavar="2,3,1")
     graph.add_argument("--seed", type=_count, default=0)
-    graph.add_argument("--out", required=True, metavar="GRAPH.svg",
-                       help="an .svg or .png file to write")
+    graph.add_argument("--out", metavar="GRAPH.svg",
+                       help="the file to write: .svg or .png (drawn by Graphviz's dot) or .dot "
+                            "(the DOT text, no Graphviz needed)")
     graph.add_argument("--dot", action="store_true",
-                       help="print the Graphviz DOT text instead of running dot")
+                       help="the Graphviz DOT text instead of a drawing: on stdout, or in the "
+                            "--out file (which must then end in .dot)")
     return parser
 
 
@@ -191,11 +197,18 @@ def _explain(args: argparse.Namespace) -> int:
 def _graph(args: argparse.Namespace) -> int:
     from . import viz
 
+    if args.out is None and not args.dot:
+        raise UsageError("say where the graph goes: --out GRAPH.svg (or .png, or .dot for the "
+                         "DOT text), or --dot to print the DOT text")
+    if args.out is not None:
+        _check_output("--out", args.out)
+        if args.dot and not args.out.lower().endswith(".dot"):
+            raise UsageError(f"--dot writes DOT text, but --out {args.out} is not a .dot file; "
+                             f"use --out GRAPH.dot, or drop --dot to draw the graph")
     cost, names = viz.training_step_graph(args.sizes, seed=args.seed)
-    if args.dot:
-        print(viz.to_dot(cost, names=names))
+    if args.out is None:
+        sys.stdout.write(viz.to_dot(cost, names=names))
         return 0
-    _check_output("--out", args.out)
     try:
         path = viz.render(cost, args.out, names=names)
     except viz.GraphvizNotFound as err:
@@ -263,23 +276,8 @@ def _accuracy_line(correct: int, total: int) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     # Everything that can fail is checked before the training starts.
-    if args.plot is not None:
-        if importlib.util.find_spec("matplotlib") is None:
-            raise UsageError("--plot needs matplotlib, which is not installed: "
-                             "pip install tinygrad_nn[plot]")
-        _check_output("--plot", args.plot)
-    if args.save is not None:
-        _check_output("--save", args.save)
     training_data, validation_data, test_data = _load_data(args.data_dir)
-    n_inputs = training_data.X.shape[1]
-    sizes = args.sizes or [n_inputs, 30, datasets.NUM_CLASSES]
-    if sizes[0] != n_inputs:
-        raise UsageError(f"--sizes {','.join(map(str, sizes))}: the data has {n_inputs} inputs, "
-                         f"so the first width must be {n_inputs}")
-    if sizes[-1] < datasets.NUM_CLASSES:
-        raise UsageError(f"--sizes {','.join(map(str, sizes))}: the data has "
-                         f"{datasets.NUM_CLASSES} classes, so the last width must be at least "
-                         f"{datasets.NUM_CLASSES}")
+    sizes = _train_sizes(args, training_data.X.shape[1])
     net = Network(sizes, cost=args.cost, seed=args.seed, activation=args.activation,
                   init=args.init)
     eta = OPTIMIZERS[args.optimizer] if args.eta is None else args.eta
@@ -293,19 +291,43 @@ def _train(args: argparse.Namespace) -> int:
               f"{args.cost} cost{'' if tutorial else _extras(args)}", flush=True)
     start = time.perf_counter()
     if tutorial:
-        # The tutorial's (and with --lmbda the sequel's) loop, exactly as before these options.
+        # The tutorial's (and with --lmbda the sequel's) session: its lines, its optimizer.
         history = net.SGD(training_data, args.epochs, args.batch_size, eta,
                           test_data=validation_data, lmbda=args.lmbda, verbose=not args.quiet,
-                          progress=_progress_bar(args), jit=args.jit)
-        costs = [s.training_cost for s in history.epochs]
-        accuracies = [s.test_accuracy for s in history.epochs]
+                          progress=_progress_bar(args), jit=args.jit).epochs
+        curves = [r.training_cost for r in history], [r.test_accuracy for r in history]
     else:
-        fitted = _fit(args, net, eta, training_data, validation_data)
-        costs, accuracies = fitted.train_cost, fitted.val_accuracy
-    seconds = time.perf_counter() - start
+        history = _fit(args, net, eta, training_data, validation_data)
+        curves = history.train_cost, history.val_accuracy
     if not args.quiet:
-        print(f"Trained in {seconds:.1f} s")
+        print(f"Trained in {time.perf_counter() - start:.1f} s")
     print(_accuracy_line(net.evaluate(test_data), len(test_data)))
+    _save_and_plot(args, net, *curves)
+    return 0
+
+
+def _train_sizes(args: argparse.Namespace, n_inputs: int) -> list[int]:
+    """The layer widths for the data, and the output files checked, before any training."""
+    if args.plot is not None:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--plot needs matplotlib, which is not installed: "
+                             "pip install tinygrad_nn[plot]")
+        _check_output("--plot", args.plot)
+    if args.save is not None:
+        _check_output("--save", args.save)
+    sizes = args.sizes or [n_inputs, 30, datasets.NUM_CLASSES]
+    if sizes[0] != n_inputs:
+        raise UsageError(f"--sizes {','.join(map(str, sizes))}: the data has {n_inputs} inputs, "
+                         f"so the first width must be {n_inputs}")
+    if sizes[-1] < datasets.NUM_CLASSES:
+        raise UsageError(f"--sizes {','.join(map(str, sizes))}: the data has "
+                         f"{datasets.NUM_CLASSES} classes, so the last width must be at least "
+                         f"{datasets.NUM_CLASSES}")
+    return sizes
+
+
+def _save_and_plot(args: argparse.Namespace, net: Network, costs: list[float],
+                   accuracies: list[float | None]) -> None:
     if args.save is not None:
         net.save(args.save)
         if not args.quiet:
@@ -314,7 +336,6 @@ def _train(args: argparse.Namespace) -> int:
         _plot(args.plot, costs, accuracies)
         if not args.quiet:
             print(f"Plotted the learning curves to {args.plot}")
-    return 0
 
 
 def _extras(args: argparse.Namespace) -> str:
@@ -335,17 +356,12 @@ def _fit(args: argparse.Namespace, net: Network, eta: float, training_data: data
          validation_data: datasets.Dataset) -> training.FitHistory:
     """Train the network's own layers with `training.fit`: same model, other optimizers.
 
-    The model is the network's Linear layers (the same tensors, so `net` ends up trained and
-    `net.save` writes it) with its activation, a Dropout after each hidden layer if asked,
-    and the sigmoid output; the cost is the network's, on one-hot targets.
+    The model is `network.stack`, the function that builds every `Network`'s stack, over the
+    network's Linear layers (the same tensors, so `net` ends up trained and `net.save` writes
+    it), with a Dropout after each hidden activation if asked; the cost is the network's
+    (`fit` turns the labels into one-hot rows for it, as `Network.SGD` does).
     """
-    activation = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}[args.activation]
-    layers: list[nn.Module] = []
-    for layer in net.layers[:-1]:
-        layers += [layer, activation()]
-        if args.dropout:
-            layers.append(nn.Dropout(args.dropout, net.rng))
-    model = nn.Sequential(*layers, net.layers[-1], nn.Sigmoid())
+    model = stack(net.layers, args.activation, args.dropout, net.rng)
     # --lmbda is the sequel's λ; the optimizers' weight decay is λ/n (identical for SGD).
     decay = args.weight_decay if args.weight_decay is not None else args.lmbda / len(
         training_data)
@@ -360,10 +376,8 @@ def _fit(args: argparse.Namespace, net: Network, eta: float, training_data: data
                 "exponential": lambda: optim.ExponentialLR(opt, gamma=0.9),
                 "cosine": lambda: optim.CosineAnnealingLR(opt, T_max=max(1, epochs)),
                 }[args.lr_schedule]()
-    train = (training_data.X, training_data.one_hot())
-    validation = (validation_data.X, validation_data.one_hot())
-    return training.fit(model, COSTS[args.cost], opt, train, epochs, args.batch_size,
-                        validation, schedule=schedule, patience=args.patience, seed=net.rng,
+    return training.fit(model, COSTS[args.cost], opt, training_data, epochs, args.batch_size,
+                        validation_data, schedule=schedule, patience=args.patience, seed=net.rng,
                         progress=_progress_bar(args), verbose=not args.quiet, jit=args.jit)
 
 
@@ -410,6 +424,27 @@ def _is_number(text: str) -> bool:
     return True
 
 
+#: The status of a program killed by SIGPIPE as shells report it (128 + 13), what `yes`,
+#: `cat` or `seq` give in ``... | head``: quiet, yet not success, since the command stopped
+#: early (`train --save` saved nothing). Scripts under ``set -o pipefail`` know it.
+BROKEN_PIPE_STATUS = 141
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``tinygrad-nn train | head -2``): stop quietly.
+
+    Python's recipe: point stdout at /dev/null, so that the flush at exit does not fail a
+    second time with "Exception ignored ... BrokenPipeError".
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # stdout has no file (a test's capture)
+        pass
+    return BROKEN_PIPE_STATUS
+
+
 COMMANDS = {"train": _train, "evaluate": _evaluate, "explain": _explain, "graph": _graph}
 
 
@@ -422,12 +457,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             raise UsageError("choose a command: train, evaluate, explain or graph "
                              f"(see {PROG} --help)")
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe must be met here, not at interpreter exit
+        return status
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _stdout_closed()
     except (UsageError, ValueError, OSError) as err:  # FileNotFoundError is an OSError
         message = " ".join(str(err).split())  # always one line
         print(f"{PROG}: error: {message}", file=sys.stderr)

@@ -7,7 +7,7 @@ files of MNIST (or Fashion-MNIST, which uses the same format) from a folder. Bot
 ``to_book_format`` turns a ``Dataset`` into the lists of column-vector pairs that Nielsen's
 ``mnist_loader.load_data_wrapper`` returns, for code written against the book.
 
-This module imports only numpy and the standard library: loading data needs no autograd.
+It imports only numpy, the standard library and the argument checks: no autograd is needed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from ._checks import float_dtype
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -48,10 +50,8 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 # The standard MNIST file names; each may also carry a ``.gz`` suffix.
 MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
 )
 
 # The tutorial keeps MNIST's 10,000 test images and splits its 60,000 training images into
@@ -87,26 +87,65 @@ def min_max_scale(
     0..255, so every image and every split is scaled identically, and a dark image is not
     stretched to full contrast). Values outside [lo, hi] are not clipped.
 
-    Returns float32 if ``x`` is float32, else float64.
+    Returns float32 if ``x`` is float32, else float64. The arithmetic is float64 whatever the
+    input (float32 data spanning most of float32's range, ±3e38, would overflow in float32),
+    done block by block so that a large float32 array needs no float64 copy of itself; a range
+    too wide even for float64 (from -1e308 to 1e308) is halved first, which is exact.
+
     Raises ``ValueError`` if max <= min (a constant input has no range: eq. 1.9 would divide by
-    zero) or if the range is not finite.
+    zero), if the range is not finite, or if a value outside [lo, hi] lies so far out that its
+    scaled value is beyond the range of the result's dtype.
     """
     x = np.asarray(x)
-    if x.dtype != np.float32:
-        x = x.astype(np.float64)
+    dtype = np.dtype(np.float32 if x.dtype == np.float32 else np.float64)
     if x.size == 0 and (lo is None or hi is None):
         raise ValueError("min_max_scale: an empty array has no min or max; pass lo and hi")
-    lo_ = x.dtype.type(x.min() if lo is None else lo)
-    hi_ = x.dtype.type(x.max() if hi is None else hi)
-    if not (np.isfinite(lo_) and np.isfinite(hi_)):
+    lo_ = _as_float(x.min() if lo is None else lo)
+    hi_ = _as_float(x.max() if hi is None else hi)
+    if not (math.isfinite(lo_) and math.isfinite(hi_)):
         raise ValueError(f"min_max_scale: the range [{lo_}, {hi_}] is not finite")
     if not hi_ > lo_:
         raise ValueError(
             f"min_max_scale: max ({hi_}) must be greater than min ({lo_}); a constant input has "
             "no range, so eq. 1.9 would divide by zero"
         )
-    # Casting lo and hi to x's dtype first keeps float32 data float32 (numpy would promote).
-    return (x - lo_) / (hi_ - lo_)
+    # Python floats are float64 and overflow to inf without a warning: if the span, or the
+    # distance of x's extremes from lo, overflows, every term is halved (exact: x/2 - lo/2
+    # cannot overflow), which leaves the quotient unchanged.
+    extremes = (_as_float(x.min()), _as_float(x.max())) if x.size else (lo_, hi_)
+    half = 0.5 if not all(math.isfinite(v - lo_) for v in (hi_, *extremes)) else 1.0
+    lo_h, span = lo_ * half, hi_ * half - lo_ * half
+    out = np.empty(x.shape, dtype)
+    flat, flat_out = x.reshape(-1), out.reshape(-1)
+    with np.errstate(over="ignore"):  # checked below, with the value named
+        for start in range(0, flat.size, _SCALE_BLOCK):
+            block = flat[start:start + _SCALE_BLOCK].astype(np.float64)
+            if half != 1.0:
+                block *= half
+            block -= lo_h
+            block /= span
+            flat_out[start:start + _SCALE_BLOCK] = block
+    if np.isinf(out).any():
+        overflowed = np.isinf(out) & np.isfinite(x)
+        if overflowed.any():
+            i = tuple(int(j) for j in np.argwhere(overflowed)[0])
+            raise ValueError(
+                f"min_max_scale: x holds {x[i]!s} at index {i}, so far outside "
+                f"[{lo_}, {hi_}] that its scaled value is beyond the range of {dtype}"
+            )
+    return out
+
+
+#: Elements of x scaled at once by `min_max_scale`: its float64 temporaries stay at 2 MB.
+_SCALE_BLOCK = 1 << 18
+
+
+def _as_float(value: object) -> float:
+    """A bound as a Python float; one beyond float64 (an int of 400 digits) becomes ±inf."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,13 +186,6 @@ class Splits(NamedTuple):
     test: Dataset
 
 
-def _float_dtype(dtype: DTypeLike) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt.kind != "f":
-        raise ValueError(f"dtype must be a floating type such as np.float64, got {dt}")
-    return dt
-
-
 def _scale_pixels(pixels: NDArray, pixel_max: int, dtype: np.dtype) -> NDArray[np.floating]:
     # A fixed range rather than each array's own min and max: the same pixel value must map
     # to the same input in every split and every image.
@@ -191,7 +223,7 @@ def load_digits(dtype: DTypeLike = np.float64) -> Splits:
     calls give the same split. Pixel counts 0..16 are scaled to [0, 1] by eq. 1.9 with the fixed
     range 0..16.
     """
-    dt = _float_dtype(dtype)
+    dt = float_dtype("load_digits", dtype)
     table = _read_digits(files("tinygrad_nn") / "data" / "digits.csv.gz", "digits.csv.gz")
     # The file is ordered by writer; shuffling keeps one writer's style out of a whole split.
     order = np.random.default_rng(DIGITS_SHUFFLE_SEED).permutation(len(table))
@@ -290,6 +322,14 @@ def _mnist_part(images: NDArray, labels: NDArray, names: tuple[str, str]) -> Non
         raise ValueError(f"{label_name}: labels must be integers, got {labels.dtype}")
     if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise ValueError(f"{label_name}: labels span {labels.min()}..{labels.max()}, expected 0..9")
+    if images.shape[1] * images.shape[2] == 0:
+        raise ValueError(f"{image_name}: images of {images.shape[1]}x{images.shape[2]} pixels "
+                         f"hold no pixels")
+    # NaN compares false with everything, so it would slip through the range check below.
+    if images.dtype.kind == "f" and np.isnan(images).any():
+        i, row, col = (int(j) for j in np.argwhere(np.isnan(images))[0])
+        raise ValueError(f"{image_name}: image {i} holds NaN at row {row}, column {col}; "
+                         f"pixels must be numbers in 0..255")
     # uint8 pixels are in range by construction; other types are checked once, up front.
     if images.dtype != np.uint8 and images.size and (images.min() < 0 or images.max() > 255):
         raise ValueError(
@@ -312,10 +352,11 @@ def load_mnist(directory: str | os.PathLike[str], dtype: DTypeLike = np.float64)
     28x28) and pixels 0..255 scaled to [0, 1] by eq. 1.9 with the fixed range 0..255.
 
     Raises ``FileNotFoundError`` naming the directory and the file names looked for, and
-    ``ValueError`` for malformed files (see ``load_idx``), images that are not 3-D, labels that
-    are not 1-D or outside 0..9, or image and label counts that differ.
+    ``ValueError`` for malformed files (see ``load_idx``), images that are not 3-D or have no
+    pixels, pixels that are NaN or outside 0..255, labels that are not 1-D or outside 0..9,
+    image and label counts that differ, fewer than 6 training images or no test images.
     """
-    dt = _float_dtype(dtype)
+    dt = float_dtype("load_mnist", dtype)
     paths, missing = _mnist_paths(directory)
     if missing:
         looked_for = ", ".join(f"{m} or {m}.gz" for m in missing)
@@ -329,11 +370,19 @@ def load_mnist(directory: str | os.PathLike[str], dtype: DTypeLike = np.float64)
             f"{test_images.shape[1:]}; both parts need the same image size"
         )
 
+    n = len(train_images)
+    if n < 6:
+        raise ValueError(
+            f"{paths[0]}: {n} training images; the tutorial's split needs at least 6, since "
+            f"the last sixth of a small training file is the validation set"
+        )
+    if len(test_images) == 0:
+        raise ValueError(f"{paths[2]}: no test images")
+
     def as_dataset(images: NDArray, labels: NDArray) -> Dataset:
         X = _scale_pixels(images.reshape(len(images), -1), 255, dt)
         return Dataset(X, labels.astype(np.int64))
 
-    n = len(train_images)
     n_val = MNIST_VALIDATION_SIZE if n >= MNIST_TRAIN_FILE_SIZE else n // 6
     n_train = n - n_val
     return Splits(

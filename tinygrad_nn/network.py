@@ -15,6 +15,9 @@ The sequel's keywords work too, and so does its way of unpacking what SGD return
 >>> len(evaluation_accuracy), evaluation_cost
 (2, [])
 
+A `Network` is a face over the module stack and the one training loop, not a second
+implementation: its layers are `nn.Linear`s in an `nn.Sequential` with the activations, and
+`SGD` is `training.fit` with the tutorial's epoch line and the sequel's monitors as callbacks.
 What differs from the book: examples are rows, so a mini-batch is one (m, n) matrix pushed
 forward and backward at once (never a Python loop over examples); the gradient comes from the
 autograd (`cost.backward()`), not from hand-written BP1-BP4; the network is seeded, so the same
@@ -23,251 +26,155 @@ seed and data give bit-identical weights; and the data is checked before trainin
 
 from __future__ import annotations
 
+import dataclasses
 import errno
-import math
 import os
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from . import ops, optim
-from .costs import COSTS, check_labels
-from .datasets import Dataset
-from .jit import jit as capture_and_replay  # (SGD's keyword `jit` would hide the name)
-from .nn import INITS, Linear, Module, write_atomically
+from . import _checks, nn, ops, optim, training
+from .costs import COSTS
+from .nn import INITS, Linear, ModelFile, Module, open_model_file, write_atomically
 from .tensor import Tensor, no_grad
+from .training import EpochRecord, FitHistory, as_arrays
 
-__all__ = ["ACTIVATIONS", "EpochStats", "History", "Network", "as_arrays", "load"]
+__all__ = ["ACTIVATIONS", "EpochStats", "History", "Network", "as_arrays", "load", "stack"]
 
-# Hidden layers use the chosen activation; the output layer is always sigmoid, so outputs lie
-# in (0, 1) like the one-hot targets, and the cross-entropy cost is defined.
-ACTIVATIONS = {"sigmoid": ops.sigmoid, "tanh": ops.tanh, "relu": ops.relu}
+#: The hidden layers' neurons by name, the table the CLI offers too. The output layer is always
+#: sigmoid, so outputs lie in (0, 1) like the one-hot targets and cross-entropy is defined.
+ACTIVATIONS: dict[str, type[Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
+#: What one epoch of `Network.SGD` achieved: the loop's one record type (`training.EpochRecord`).
+EpochStats = EpochRecord
 
-@dataclass(frozen=True)
-class EpochStats:
-    """What one epoch of `Network.SGD` achieved.
-
-    `training_cost` is the cost (eq. 2.1, or cross-entropy, plus the sequel's L2 term
-    (λ/2n) Σ w² when lmbda > 0) over the whole training data at the end of the epoch;
-    `test_correct` of `test_total` test examples were classified correctly (both None without
-    test data). The sequel's monitored values are kept here too when asked for:
-    `evaluation_cost`, `evaluation_correct` of `evaluation_total`, `training_correct` of
-    `training_total` (None when not monitored).
-    """
-
-    epoch: int
-    training_cost: float
-    test_correct: int | None = None
-    test_total: int | None = None
-    evaluation_cost: float | None = None
-    evaluation_correct: int | None = None
-    evaluation_total: int | None = None
-    training_correct: int | None = None
-    training_total: int | None = None
-
-    @property
-    def test_accuracy(self) -> float | None:
-        """test_correct / test_total, or None without test data."""
-        if self.test_correct is None or not self.test_total:
-            return None
-        return self.test_correct / self.test_total
+_MONITORS = ("monitor_evaluation_cost", "monitor_evaluation_accuracy", "monitor_training_cost",
+             "monitor_training_accuracy")
 
 
 class History(tuple):
-    """What `Network.SGD` returns: the sequel's four lists, plus one `EpochStats` per epoch.
+    """What `Network.SGD` returns: the sequel's four lists, views of one record per epoch.
 
     As a tuple it is ``(evaluation_cost, evaluation_accuracy, training_cost,
     training_accuracy)``, exactly what the sequel's ``network2.SGD`` returns, so
-
-        evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = net.SGD(...)
-
+    ``evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = net.SGD(...)``
     works. Each list holds one value per epoch if the matching ``monitor_...`` flag was set
     and is empty otherwise; costs are floats, accuracies counts of correct examples (ints).
-    The four are also attributes of the same names.
-
-    `epochs` is the full per-epoch record, a list of `EpochStats` (always filled, whatever
-    was monitored): ``history.epochs[-1].test_accuracy``. Tuple equality compares the four
-    lists only; compare `epochs` for the whole record.
+    The four are also attributes of the same names. `epochs` is the loop's `FitHistory`, one
+    `EpochRecord` per epoch (always filled): ``history.epochs[-1].test_accuracy``. Tuple
+    equality compares the four lists only; compare `epochs` for the whole record.
     """
 
-    epochs: list[EpochStats]
+    epochs: FitHistory
 
-    def __new__(cls, epochs: Iterable[EpochStats] = (), evaluation_cost: Iterable[float] = (),
-                evaluation_accuracy: Iterable[int] = (), training_cost: Iterable[float] = (),
-                training_accuracy: Iterable[int] = ()) -> History:
-        self = super().__new__(cls, (list(evaluation_cost), list(evaluation_accuracy),
-                                     list(training_cost), list(training_accuracy)))
-        self.epochs = list(epochs)
+    def __new__(cls, epochs: Iterable[EpochRecord] = (),
+                monitored: Sequence[bool] = (False,) * 4) -> History:
+        epochs = epochs if isinstance(epochs, FitHistory) else FitHistory(epochs)
+        fields = ("evaluation_cost", "evaluation_correct", "training_cost", "training_correct")
+        self = super().__new__(cls, ([getattr(r, name) for r in epochs] if on else []
+                                     for name, on in zip(fields, monitored)))
+        self.epochs, self.monitored = epochs, tuple(monitored)
         return self
 
-    def __getnewargs__(self) -> tuple[Any, ...]:  # so copy and pickle rebuild all five lists
-        return (self.epochs, *self)
+    def __getnewargs__(self) -> tuple[Any, ...]:  # so copy and pickle rebuild the views
+        return self.epochs, self.monitored
 
     @property
     def evaluation_cost(self) -> list[float]:
-        """The cost on evaluation_data per epoch (with monitor_evaluation_cost)."""
+        """Cost on evaluation_data per epoch."""
         return self[0]
 
     @property
     def evaluation_accuracy(self) -> list[int]:
-        """Correct evaluation examples per epoch (with monitor_evaluation_accuracy)."""
+        """Correct evaluation examples per epoch."""
         return self[1]
 
     @property
     def training_cost(self) -> list[float]:
-        """The cost on the training data per epoch (with monitor_training_cost)."""
+        """Cost on the training data per epoch."""
         return self[2]
 
     @property
     def training_accuracy(self) -> list[int]:
-        """Correct training examples per epoch (with monitor_training_accuracy)."""
+        """Correct training examples per epoch."""
         return self[3]
 
     def __repr__(self) -> str:
-        return (f"History({len(self.epochs)} epochs: evaluation_cost={self[0]}, "
-                f"evaluation_accuracy={self[1]}, training_cost={self[2]}, "
-                f"training_accuracy={self[3]})")
+        last = self.epochs[-1] if self.epochs else None
+        seen = "" if last is None else f"; last: training cost {last.training_cost:.6g}" + (
+            "" if last.test_total is None else f", test {last.test_correct} / {last.test_total}")
+        lists = ", ".join(f"{name[8:]}={value}" for name, value in zip(_MONITORS, self))
+        return f"History({len(self.epochs)} epochs{seen}; {lists})"
 
 
-# --- data: every accepted form becomes (X, T) arrays, here and only here ---------------------
+def stack(layers: Sequence[Linear], activation: str = "sigmoid", dropout: float = 0.0,
+          rng: Any = None) -> nn.Sequential:
+    """The module stack of a network: each hidden `Linear` followed by `activation` (a key of
+    `ACTIVATIONS`) and, with `dropout` > 0, an `nn.Dropout`; the last `Linear` by a sigmoid.
 
-
-def _pairs_to_arrays(data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """The book's list of (x, y) pairs: x a column (n, 1) or flat vector, y a target or label."""
-    try:
-        pairs = list(data)
-    except TypeError:
-        raise TypeError(f"{what}: expected a tuple (X, Y) of arrays, a datasets.Dataset or a "
-                        f"list of (x, y) pairs, got {type(data).__name__}") from None
-    if not pairs:
-        raise ValueError(f"{what}: no examples")
-    xs, ys = [], []
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise ValueError(f"{what}: example {i} is a {type(pair).__name__}, not an (x, y) "
-                             f"pair (pass arrays as a tuple (X, Y), not a list)")
-        xs.append(np.asarray(pair[0]).reshape(-1))
-        ys.append(pair[1])
-    for i, x in enumerate(xs):
-        if x.size != xs[0].size:
-            raise ValueError(f"{what}: example {i} has {x.size} inputs but example 0 has "
-                             f"{xs[0].size}")
-    labels = [isinstance(y, (int, np.integer)) and not isinstance(y, bool) for y in ys]
-    if all(labels):
-        return np.stack(xs), np.array(ys, dtype=np.int64)
-    if any(labels):
-        i = labels.index(not labels[0])
-        raise ValueError(f"{what}: example 0 has a {'label' if labels[0] else 'target vector'} "
-                         f"but example {i} has not; use integer labels or target vectors "
-                         f"throughout")
-    ts = [np.asarray(y).reshape(-1) for y in ys]
-    for i, t in enumerate(ts):
-        if t.size != ts[0].size:
-            raise ValueError(f"{what}: example {i} has {t.size} target values but example 0 "
-                             f"has {ts[0].size}")
-    return np.stack(xs), np.stack(ts)
-
-
-def _first_nonfinite(A: np.ndarray, what: str, name: str) -> None:
-    bad = ~np.isfinite(A)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ValueError(f"{what}: row {row} of {name} holds {A[row, col]} (column {col}); "
-                         f"every value must be finite")
-
-
-def as_arrays(data: Any, n_inputs: int, n_outputs: int,
-              what: str = "data") -> tuple[np.ndarray, np.ndarray]:
-    """Any accepted form of data as (X, T): X (n, n_inputs) floats, T labels or targets.
-
-    Accepted forms:
-
-    - a tuple ``(X, Y)`` of arrays, X of shape (n, n_inputs) with one example per row and Y
-      either targets of shape (n, n_outputs) (e.g. one-hot rows) or integer labels (n,);
-    - a `datasets.Dataset` (its X and integer labels);
-    - the book's list (or any iterable, e.g. `zip`) of ``(x, y)`` pairs, x a column vector
-      (n_inputs, 1) or flat (n_inputs,), y a target column (n_outputs, 1), a flat target, or
-      an int label, as `datasets.to_book_format` and Nielsen's `load_data_wrapper` give.
-
-    T comes back as int64 labels of shape (n,) if the data held labels, else as float targets
-    of shape (n, n_outputs). Raises ValueError naming `what` for empty data, wrong widths,
-    labels outside 0..n_outputs-1, or NaN/inf (naming the row).
+    a^l = σ(w^l a^{l-1} + b^l), eq. 1.7 for a whole layer, for l = 2..L.
     """
-    if isinstance(data, Dataset):
-        X, T = data.X, data.labels
-    elif (isinstance(data, tuple) and len(data) == 2
-          and all(isinstance(d, (np.ndarray, Tensor)) for d in data)):
-        X, T = (d.data if isinstance(d, Tensor) else d for d in data)
-    else:
-        X, T = _pairs_to_arrays(data, what)
-    X, T = np.asarray(X), np.asarray(T)
-    if X.ndim != 2:
-        raise ValueError(f"{what}: X must have shape (n, {n_inputs}), one example per row; "
-                         f"got {X.shape}")
-    if X.dtype.kind not in "fiub":
-        raise ValueError(f"{what}: X must hold numbers, got dtype {X.dtype}")
-    if len(X) == 0:
-        raise ValueError(f"{what}: no examples")
-    if X.shape[1] != n_inputs:
-        raise ValueError(f"{what}: examples have {X.shape[1]} inputs but the network's input "
-                         f"layer has {n_inputs} neurons")
-    if len(T) != len(X):
-        raise ValueError(f"{what}: {len(X)} examples but {len(T)} labels or targets")
-    if X.dtype.kind != "f":
-        X = X.astype(np.float64)
-    _first_nonfinite(X, what, "X")
-    if T.ndim == 1:  # one label per example, each one of the network's outputs
-        return X, check_labels(what, T, len(X), n_outputs)
-    if T.ndim != 2 or T.shape[1] != n_outputs:
-        raise ValueError(f"{what}: targets must have shape (n, {n_outputs}) for a network with "
-                         f"{n_outputs} outputs (or be integer labels (n,)), got {T.shape}")
-    if T.dtype.kind not in "fiub":
-        raise ValueError(f"{what}: targets must hold numbers, got dtype {T.dtype}")
-    if T.dtype.kind != "f":
-        T = T.astype(np.float64)
-    _first_nonfinite(T, what, "the targets")
-    return X, T
+    hidden: list[Module] = []
+    for layer in layers[:-1]:
+        hidden += [layer, ACTIVATIONS[activation]()]
+        if dropout:
+            hidden.append(nn.Dropout(dropout, rng))
+    return nn.Sequential(*hidden, layers[-1], nn.Sigmoid())
 
 
-def _check_count(value: Any, name: str, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise ValueError(f"SGD: {name} must be an integer >= {least}, got {value!r}")
-    return int(value)
+class _SequelSGD(optim.SGD):
+    """Plain SGD after the sequel's weight decay, w ← (1 - ηλ/n) w - (η/m) Σ_j ∂C_{X_j}/∂w.
+
+    One in-place multiply per weight matrix (biases are not decayed) before the step: the
+    gradient was computed from the old w, so the order does not matter. The factor is a group
+    hyperparameter, so `jit` watches it like the learning rate.
+    """
+
+    def __init__(self, params: list[Tensor], lr: float, shrink: float) -> None:
+        optim.Optimizer.__init__(self, params, {"lr": lr, "momentum": 0.0, "nesterov": False,
+                                                "weight_decay": 0.0, "shrink": shrink})
+
+    def _update(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.ndim >= 2 and p.grad is not None:
+                    ops.mul(p.data, group["shrink"], out=p.data)
+        super()._update()
 
 
-def _check_lmbda(lmbda: Any) -> float:
-    if isinstance(lmbda, bool) or not isinstance(lmbda, Real) or not (
-            math.isfinite(lmbda) and lmbda >= 0):
-        raise ValueError(f"SGD: the regularisation parameter lmbda must be a finite number "
-                         f">= 0, got {lmbda!r}")
-    return float(lmbda)
+def _sgd(params: list[Tensor], eta: float, shrink: float) -> optim.SGD:
+    return optim.SGD(params, eta) if shrink == 1.0 else _SequelSGD(params, eta, shrink)
 
 
-def _print_epoch(stats: EpochStats, sequel: bool, monitors: dict[str, bool]) -> None:
-    """The tutorial's epoch line, then the sequel's monitoring lines, in the sequel's order."""
-    if stats.test_total is not None:
-        print(f"Epoch {stats.epoch}: {stats.test_correct} / {stats.test_total}", flush=True)
-    elif sequel:
-        print(f"Epoch {stats.epoch} training complete", flush=True)
-    else:
-        print(f"Epoch {stats.epoch} complete", flush=True)
-    if monitors["monitor_training_cost"]:
-        print(f"Cost on training data: {stats.training_cost}")
-    if monitors["monitor_training_accuracy"]:
-        print(f"Accuracy on training data: {stats.training_correct} / {stats.training_total}")
-    if monitors["monitor_evaluation_cost"]:
-        print(f"Cost on evaluation data: {stats.evaluation_cost}")
-    if monitors["monitor_evaluation_accuracy"]:
-        print(f"Accuracy on evaluation data: {stats.evaluation_correct} / "
-              f"{stats.evaluation_total}", flush=True)
+class _LiveArrays(list):
+    """`net.weights` or `net.biases`: the layers' live arrays; ``net.weights[i] = w`` writes
+    into layer i's tensor (a plain list would silently forget the assignment)."""
+
+    def __init__(self, name: str, tensors: list[Tensor]) -> None:
+        super().__init__(t.data for t in tensors)
+        self._name, self._tensors = name, tensors
+
+    def __setitem__(self, i: Any, value: Any) -> None:
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"Network.{self._name}: assign one array, [i] = array, or the "
+                            f"whole list")
+        _write(self._tensors[i], _fitted(f"Network.{self._name}[{i}]", value, self._tensors[i]))
 
 
-# --- the network ------------------------------------------------------------------------------
+def _fitted(where: str, value: Any, tensor: Tensor) -> np.ndarray:
+    """`value` as an array of `tensor`'s shape; a bias may come as the book's column (n, 1)."""
+    v = np.asarray(value)
+    if tensor.ndim == 1 and v.shape == (tensor.shape[0], 1):
+        v = v.reshape(-1)
+    if v.shape != tensor.shape:
+        raise ValueError(f"{where}: expected shape {tensor.shape}, got {v.shape}")
+    return v
+
+
+def _write(tensor: Tensor, value: np.ndarray) -> None:
+    tensor.data[...] = value  # in place: the optimizer and the stack hold this array
 
 
 class Network(Module):
@@ -275,12 +182,13 @@ class Network(Module):
 
     `sizes` lists the neurons per layer, input layer first: ``Network([784, 30, 10])``.
     `cost` is ``"quadratic"`` (eq. 2.1) or ``"cross-entropy"``; `activation` the hidden
-    layers' neuron (``"sigmoid"``, ``"tanh"`` or ``"relu"``; the output layer is always
-    sigmoid); `init` the weight initialisation of `nn.Linear`; `seed` seeds the generator
-    that draws the initial weights and shuffles every epoch.
+    layers' neuron (a key of `ACTIVATIONS`; the output layer is always sigmoid); `init` the
+    weight initialisation of `nn.Linear`; `seed` seeds the generator that draws the initial
+    weights and shuffles every epoch.
 
     `weights[i]` (shape (n_{l}, n_{l-1})) and `biases[i]` (shape (n_l,)) are the arrays of
-    layer l = i + 2, as in Nielsen's network.py, read from the `Linear` layers' tensors.
+    layer l = i + 2, as in Nielsen's network.py, read from the `Linear` layers' tensors;
+    `layers` are those `Linear`s and `model` the `nn.Sequential` that `SGD` trains.
     """
 
     def __init__(self, sizes: Sequence[int], cost: str = "quadratic", seed: Any = None,
@@ -296,28 +204,24 @@ class Network(Module):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"Network: every layer width must be an integer >= 1, "
                                  f"got {sizes}")
-        if cost not in COSTS:
-            raise ValueError(f"Network: cost must be one of {', '.join(COSTS)}, got {cost!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"Network: activation must be one of {', '.join(ACTIVATIONS)}, "
-                             f"got {activation!r}")
-        if init not in INITS:
-            raise ValueError(f"Network: init must be one of {', '.join(INITS)}, got {init!r}")
+        _checks.one_of("Network", "cost", cost, COSTS)
+        _checks.one_of("Network", "activation", activation, ACTIVATIONS)
+        _checks.one_of("Network", "init", init, INITS)
         self.sizes = [int(n) for n in sizes]
         self.num_layers = len(self.sizes)
         self.cost, self.activation, self.init, self.seed = cost, activation, init, seed
         self.rng = np.random.default_rng(seed)
         self.layers = tuple(Linear(n_in, n_out, init, self.rng)
                             for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
+        self.model = stack(self.layers, activation)
         self._cost_fn = COSTS[cost]
-        self._act = ACTIVATIONS[activation]
 
     # --- Nielsen's attributes, over the layers' tensors ---
 
     @property
     def weights(self) -> list[np.ndarray]:
         """[w^2, ..., w^L]: the live weight arrays, w^l of shape (n_l, n_{l-1})."""
-        return [layer.weight.data for layer in self.layers]
+        return _LiveArrays("weights", [layer.weight for layer in self.layers])
 
     @weights.setter
     def weights(self, values: Sequence[Any]) -> None:
@@ -325,37 +229,31 @@ class Network(Module):
 
     @property
     def biases(self) -> list[np.ndarray]:
-        """[b^2, ..., b^L]: the live bias arrays, b^l of shape (n_l,)."""
-        return [layer.bias.data for layer in self.layers]
+        """[b^2, ..., b^L]: the live bias arrays, b^l of shape (n_l,) (set: (n_l, 1) too)."""
+        return _LiveArrays("biases", [layer.bias for layer in self.layers])
 
     @biases.setter
     def biases(self, values: Sequence[Any]) -> None:
         self._assign("biases", values, [layer.bias for layer in self.layers])
 
     def _assign(self, name: str, values: Sequence[Any], tensors: list[Tensor]) -> None:
-        values = [np.asarray(v) for v in values]
+        values = list(values)
         if len(values) != len(tensors):
             raise ValueError(f"Network.{name}: expected {len(tensors)} arrays for sizes "
                              f"{self.sizes}, got {len(values)}")
-        for i, (v, t) in enumerate(zip(values, tensors)):
-            if v.shape != t.shape:
-                raise ValueError(f"Network.{name}[{i}]: expected shape {t.shape}, got {v.shape}")
-        for v, t in zip(values, tensors):
-            t.data[...] = v
+        fitted = [_fitted(f"Network.{name}[{i}]", v, t)  # all checked before any is written
+                  for i, (v, t) in enumerate(zip(values, tensors))]
+        for t, v in zip(tensors, fitted):
+            _write(t, v)
 
     # --- computing ---
 
     def forward(self, x: Any) -> Tensor:
         """a^L for rows of inputs x: per layer one `linear` (z = a wᵀ + b) and one activation."""
-        a = x
-        last = self.layers[-1]
-        for layer in self.layers:
-            z = ops.linear(a, layer.weight, layer.bias)
-            a = ops.sigmoid(z) if layer is last else self._act(z)
-        return a
+        return self.model(x)
 
     def feedforward(self, a: Any) -> np.ndarray:
-        """The network's output for `a`, as an array, without recording a graph.
+        """The network's output for `a`, as an array, without recording a graph (eq. 1.7).
 
         `a` may be the book's column vector (n_1, 1), giving an (n_L, 1) column; a flat vector
         (n_1,), giving (n_L,); or rows of examples (m, n_1), giving (m, n_L).
@@ -372,10 +270,12 @@ class Network(Module):
             out = self.forward(x).data
         return out.reshape(-1, 1) if column else out
 
+    def _data(self, data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+        return as_arrays(data, self.sizes[0], self.sizes[-1], what)
+
     def evaluate(self, test_data: Any) -> int:
         """The number of examples whose output's largest entry is at the right label."""
-        X, T = as_arrays(test_data, self.sizes[0], self.sizes[-1], "test_data")
-        return self._correct(X, T)
+        return self._correct(*self._data(test_data, "test_data"))
 
     def total_cost(self, data: Any, lmbda: float = 0.0) -> float:
         """The network's cost over `data` (eq. 2.1, or cross-entropy), with labels one-hot.
@@ -384,14 +284,14 @@ class Network(Module):
         the biases), with n the number of examples in `data`, as the sequel's
         ``network2.total_cost`` computes it.
         """
-        X, T = as_arrays(data, self.sizes[0], self.sizes[-1], "data")
-        return self._total_cost(X, self._targets(T), _check_lmbda(lmbda))
+        X, T = self._data(data, "data")
+        lmbda = _checks.number("total_cost", "the regularisation parameter lmbda", lmbda)
+        return self._total_cost(X, self._targets(T), lmbda)
 
     def _correct(self, X: np.ndarray, T: np.ndarray) -> int:
-        labels = T if T.ndim == 1 else np.argmax(T, axis=1)
         with no_grad():
             guesses = np.argmax(self.forward(X).data, axis=1)
-        return int(np.count_nonzero(guesses == labels))
+        return int(np.count_nonzero(guesses == training._labels_of(T)))
 
     def _total_cost(self, X: np.ndarray, Y: np.ndarray, lmbda: float = 0.0) -> float:
         with no_grad():
@@ -402,9 +302,7 @@ class Network(Module):
         return cost
 
     def _targets(self, T: np.ndarray) -> np.ndarray:
-        if T.ndim == 2:
-            return T
-        return np.eye(self.sizes[-1])[T]  # labels as one-hot rows
+        return T if T.ndim == 2 else np.eye(self.sizes[-1])[T]  # labels as one-hot rows y(x)
 
     # --- learning ---
 
@@ -415,35 +313,23 @@ class Network(Module):
         With ``lmbda`` > 0 the weights also decay as in the sequel,
         w ← (1 - ηλ/n) w - (η/m) Σ_j ∂C_{X_j}/∂w, where `n` (then required) is the size of
         the whole training set; biases are not decayed. Returns the mini-batch's cost before
-        the step (without the L2 term).
+        the step (without the L2 term). The step is `training.train_step`, the loop's own.
         """
-        if isinstance(eta, bool) or not isinstance(eta, Real) or not (
-                math.isfinite(eta) and eta > 0):
-            raise ValueError(f"update_mini_batch: the learning rate eta must be a finite "
-                             f"number > 0, got {eta!r}")
-        X, T = as_arrays(mini_batch, self.sizes[0], self.sizes[-1], "mini_batch")
-        lmbda = _check_lmbda(lmbda)
+        eta = _checks.number("update_mini_batch", "the learning rate eta", eta, positive=True)
+        X, T = self._data(mini_batch, "mini_batch")
+        lmbda = _checks.number("update_mini_batch", "the regularisation parameter lmbda", lmbda)
         shrink = 1.0
         if lmbda:
             if n is None:
                 raise ValueError("update_mini_batch: with lmbda > 0, pass n, the size of the "
                                  "whole training set (the sequel's 1 - eta*lmbda/n)")
-            shrink = 1.0 - eta * lmbda / _check_count(n, "n", 1)
-        opt = optim.SGD(self.parameters(), eta)
-        return self._step(X, self._targets(T), opt, shrink).item()
+            shrink = 1.0 - eta * lmbda / _checks.count("update_mini_batch", "n", n, 1)
+        return self._step(X, self._targets(T), _sgd(self.parameters(), eta, shrink)).item()
 
-    def _step(self, X: np.ndarray, Y: np.ndarray, opt: optim.SGD, shrink: float = 1.0) -> Tensor:
-        # The hot loop: forward (one linear + activation per layer), cost, backward, update.
-        cost = self._cost_fn(self.forward(X), Y)
-        opt.zero_grad()
-        cost.backward()
-        if shrink != 1.0:
-            # The sequel's weight decay, w ← (1 - ηλ/n) w: one in-place multiply per weight
-            # matrix. The gradient was computed from the old w, so the order does not matter.
-            for layer in self.layers:
-                ops.mul(layer.weight.data, shrink, out=layer.weight.data)
-        opt.step()
-        return cost
+    def _step(self, X: np.ndarray, Y: np.ndarray, opt: optim.Optimizer) -> Tensor:
+        # The hot loop's step: forward (one linear + activation per layer), cost, backward,
+        # update. The cost gets the sigmoid's own output tensor (cross-entropy reads its z).
+        return training.train_step(self.model, self._cost_fn, opt, X, Y)
 
     def SGD(self, training_data: Any, epochs: int, mini_batch_size: int, eta: float,
             test_data: Any = None, *, lmbda: float = 0.0, evaluation_data: Any = None,
@@ -456,9 +342,9 @@ class Network(Module):
         Each epoch shuffles the training data with the network's seeded generator, splits it
         into mini-batches of `mini_batch_size` (the last may be smaller), and for each one
         computes the mean cost of the whole mini-batch at once, backpropagates it and steps
-        every weight and bias by -eta times its gradient. After each epoch it prints
-        ``Epoch k: correct / total`` on `test_data` (the tutorial's line) unless `verbose` is
-        False.
+        every weight and bias by -eta times its gradient: `training.fit`, the one loop. After
+        each epoch it prints ``Epoch k: correct / total`` on `test_data` (the tutorial's line)
+        unless `verbose` is False.
 
         The sequel's keywords (Nielsen's ``network2.SGD``; keyword-only here, because the
         tutorial's `test_data` holds the fifth place):
@@ -472,7 +358,7 @@ class Network(Module):
           sequel's ``total_cost``) and the number classified correctly.
         - ``early_stopping_n``: stop when the accuracy on `evaluation_data` has not beaten
           its best for that many epochs in a row (0: never). As in the sequel, the network
-          keeps its last weights (`training.fit` with ``patience`` restores the best ones).
+          keeps its last weights (`fit`'s ``patience`` with ``restore_best=False``).
 
         With any of them the epoch line reads ``Epoch k training complete`` (the sequel's)
         when there is no `test_data`; with none of them and no test data, ``Epoch k
@@ -487,109 +373,58 @@ class Network(Module):
         the same weights to the last bit, in about two thirds of the time at mini-batches of 10.
 
         Returns a `History`: the sequel's four lists (evaluation_cost, evaluation_accuracy,
-        training_cost, training_accuracy), with `.epochs`, one `EpochStats` per epoch.
+        training_cost, training_accuracy), with `.epochs`, one `EpochRecord` per epoch.
 
         Everything is checked before the first step: epochs >= 0, mini_batch_size >= 1,
         eta > 0, lmbda >= 0, early_stopping_n >= 0, evaluation data present when it is
         monitored, and the data (see `as_arrays`).
         """
-        epochs = _check_count(epochs, "epochs", 0)
-        mini_batch_size = _check_count(mini_batch_size, "mini_batch_size", 1)
-        if isinstance(eta, bool) or not isinstance(eta, Real) or not (
-                math.isfinite(eta) and eta > 0):
-            raise ValueError(f"SGD: the learning rate eta must be a finite number > 0, "
-                             f"got {eta!r}")
+        epochs = _checks.count("SGD", "epochs", epochs, 0)
+        mini_batch_size = _checks.count("SGD", "mini_batch_size", mini_batch_size, 1)
+        eta = _checks.number("SGD", "the learning rate eta", eta, positive=True)
         if isinstance(test_data, Real):
             raise TypeError(f"SGD: test_data is the number {test_data!r}; the sequel's lmbda "
                             f"is keyword-only here: net.SGD(..., eta, lmbda={test_data!r})")
-        lmbda = _check_lmbda(lmbda)
-        early_stopping_n = _check_count(early_stopping_n, "early_stopping_n", 0)
-        monitors = {"monitor_evaluation_cost": monitor_evaluation_cost,
-                    "monitor_evaluation_accuracy": monitor_evaluation_accuracy,
-                    "monitor_training_cost": monitor_training_cost,
-                    "monitor_training_accuracy": monitor_training_accuracy}
-        for name, flag in monitors.items():
-            if not isinstance(flag, (bool, np.bool_)):
-                raise ValueError(f"SGD: {name} must be True or False, got {flag!r}")
-        if evaluation_data is None:
-            needs = [name for name in ("monitor_evaluation_cost", "monitor_evaluation_accuracy")
-                     if monitors[name]] + (["early_stopping_n"] if early_stopping_n else [])
-            if needs:
-                raise ValueError(f"SGD: {' and '.join(needs)} need evaluation_data")
-        n_in, n_out = self.sizes[0], self.sizes[-1]
-        X, T = as_arrays(training_data, n_in, n_out, "training_data")
-        Y = self._targets(T)
-        test = None if test_data is None else as_arrays(test_data, n_in, n_out, "test_data")
-        evaluation = None
-        if evaluation_data is not None:
-            X_eval, T_eval = as_arrays(evaluation_data, n_in, n_out, "evaluation_data")
-            evaluation = X_eval, T_eval, self._targets(T_eval)
-        sequel = bool(lmbda or evaluation is not None or early_stopping_n
-                      or any(monitors.values()))
-        if not isinstance(jit, (bool, np.bool_)):
-            raise ValueError(f"SGD: jit must be True or False, got {jit!r}")
-        opt = optim.SGD(self.parameters(), eta)
-        n = len(X)
-        shrink = 1.0 - eta * lmbda / n  # the sequel's weight decay factor; 1 without lmbda
+        lmbda = _checks.number("SGD", "the regularisation parameter lmbda", lmbda)
+        early_stopping_n = _checks.count("SGD", "early_stopping_n", early_stopping_n, 0)
+        monitored = (monitor_evaluation_cost, monitor_evaluation_accuracy, monitor_training_cost,
+                     monitor_training_accuracy)
+        for name, value in zip(_MONITORS, monitored):
+            _checks.flag("SGD", name, value)
+        needs = [name for name, on in zip(_MONITORS[:2], monitored) if on] + (
+            ["early_stopping_n"] if early_stopping_n else [])
+        if evaluation_data is None and needs:
+            raise ValueError(f"SGD: {' and '.join(needs)} need evaluation_data")
+        _checks.flag("SGD", "jit", jit)
+        data = self._data(training_data, "training_data")  # checked once, here, not again by fit
+        X, Y = data[0], self._targets(data[1])
+        test = None if test_data is None else self._data(test_data, "test_data")
+        evaluation = None if evaluation_data is None else self._data(evaluation_data,
+                                                                     "evaluation_data")
+        sequel = bool(lmbda or evaluation is not None or early_stopping_n or any(monitored))
 
-        def step(X_batch: np.ndarray, Y_batch: np.ndarray) -> None:
-            self._step(X_batch, Y_batch, opt, shrink)
-
-        if jit:
-            step = capture_and_replay(step)
-        stats_list: list[EpochStats] = []
-        lists: tuple[list, list, list, list] = ([], [], [], [])
-        best_accuracy, no_accuracy_change = 0, 0
-        for epoch in range(epochs):
-            order = self.rng.permutation(n)
-            starts: Iterable[int] = range(0, n, mini_batch_size)
-            if progress is not None:
-                starts = progress(starts, total=len(starts), desc=f"Epoch {epoch}")
-            for k in starts:
-                # Gather each mini-batch rather than copy the shuffled data set each epoch:
-                # memory stays flat (no second copy of X alive while the next is made).
-                batch = order[k:k + mini_batch_size]
-                step(X[batch], Y[batch])
-            stats = self._epoch_stats(epoch, X, Y, lmbda, test, evaluation, monitors,
-                                      need_accuracy=bool(early_stopping_n))
-            stats_list.append(stats)
-            values = (stats.evaluation_cost, stats.evaluation_correct, stats.training_cost,
-                      stats.training_correct)
-            flags = (monitor_evaluation_cost, monitor_evaluation_accuracy,
-                     monitor_training_cost, monitor_training_accuracy)
-            for values_list, value, flag in zip(lists, values, flags):
-                if flag:
-                    values_list.append(value)
+        def measure(record: EpochRecord) -> EpochRecord:
+            """The tutorial's and the sequel's measurements after the epoch, then the lines."""
+            fields: dict[str, Any] = {"training_cost": self._total_cost(X, Y, lmbda)}
+            if test is not None:
+                fields.update(test_correct=self._correct(*test), test_total=len(test[0]))
+            if monitor_training_accuracy:
+                fields.update(training_correct=self._correct(X, Y), training_total=len(X))
+            if monitor_evaluation_cost:
+                fields["evaluation_cost"] = self._total_cost(evaluation[0],
+                                                             self._targets(evaluation[1]), lmbda)
+            record = dataclasses.replace(record, **fields)
             if verbose:
-                _print_epoch(stats, sequel, monitors)
-            if early_stopping_n:
-                # The sequel's early stopping: count the epochs since the best accuracy.
-                if stats.evaluation_correct > best_accuracy:
-                    best_accuracy, no_accuracy_change = stats.evaluation_correct, 0
-                else:
-                    no_accuracy_change += 1
-                if no_accuracy_change == early_stopping_n:
-                    break
-        return History(stats_list, *lists)
+                _print_epoch(record, sequel, monitored)
+            return record
 
-    def _epoch_stats(self, epoch: int, X: np.ndarray, Y: np.ndarray, lmbda: float,
-                     test: tuple[np.ndarray, np.ndarray] | None,
-                     evaluation: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-                     monitors: dict[str, bool], need_accuracy: bool) -> EpochStats:
-        """Measure the network after an epoch: what is always recorded and what is asked for."""
-        fields: dict[str, Any] = {}
-        if test is not None:
-            fields.update(test_correct=self._correct(*test), test_total=len(test[0]))
-        if monitors["monitor_training_accuracy"]:
-            fields.update(training_correct=self._correct(X, Y), training_total=len(X))
-        if evaluation is not None:
-            X_eval, T_eval, Y_eval = evaluation
-            if monitors["monitor_evaluation_cost"]:
-                fields["evaluation_cost"] = self._total_cost(X_eval, Y_eval, lmbda)
-            if monitors["monitor_evaluation_accuracy"] or need_accuracy:
-                fields.update(evaluation_correct=self._correct(X_eval, T_eval),
-                              evaluation_total=len(X_eval))
-        return EpochStats(epoch, self._total_cost(X, Y, lmbda), **fields)
+        fitted = training.fit(
+            self.model, self._cost_fn, _sgd(self.parameters(), eta, 1.0 - eta * lmbda / len(X)),
+            data, epochs, mini_batch_size, evaluation,
+            patience=early_stopping_n or None, restore_best=False, seed=self.rng,
+            progress=progress, verbose=False, jit=jit, widths=(self.sizes[0], self.sizes[-1]),
+            validation_cost=None, callbacks=[measure])
+        return History(fitted, monitored)
 
     # --- saving and loading ---
 
@@ -622,52 +457,27 @@ class Network(Module):
     def load(cls, path: str | os.PathLike[str]) -> Network:
         """A network read from a file written by `save`, with every array checked.
 
-        Raises FileNotFoundError if there is no file, and ValueError naming the file for
-        anything else: not an .npz archive, a missing array, a wrong shape or dtype, an
-        object array (which would need pickle; files are read with allow_pickle=False).
-        ``cost`` and ``activation`` default to quadratic and sigmoid when absent.
+        Read by `nn.open_model_file`, the same hardened reader as `nn.load_state`: it never
+        unpickles and refuses damaged files. Raises FileNotFoundError if there is no file,
+        and ValueError naming the file for anything else: not an .npz archive, damage (a
+        flipped bit, a truncation), a missing array, a wrong shape or dtype, NaN or inf, an
+        object array. Every array is checked against ``sizes`` before the network is built,
+        so a file that only declares huge sizes allocates nothing. ``cost`` and
+        ``activation`` default to quadratic and sigmoid when absent.
         """
         name = os.fspath(path)
-        if os.path.isdir(name):
-            raise ValueError(f"{name}: is a directory, not a network file written by "
-                             f"Network.save")
-        try:
-            f = open(name, "rb")  # closed by the `with f` below, whatever happens
-        except FileNotFoundError:
-            raise
-        except OSError as err:
-            raise ValueError(f"{name}: cannot be read ({err.strerror})") from None
-        # The file is ours to close: np.load(path) leaves it open when the zip is broken.
-        with f:
-            if os.fstat(f.fileno()).st_size == 0:
-                raise ValueError(f"{name}: not a network file written by Network.save "
-                                 f"(the file is empty)")
-            try:
-                archive = np.load(f, allow_pickle=False)
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-                # numpy falls back to unpickling whatever is neither .npz nor .npy; we refuse.
-                why = "not an .npz archive" if "pickle" in str(err) else str(err)
-                raise ValueError(f"{name}: not a network file written by Network.save "
-                                 f"({why})") from None
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError(f"{name}: holds a single array, not an .npz archive of a "
-                                 f"network")
-            with archive:
-                return cls._from_archive(archive, name)
+        with open_model_file(name) as archive:
+            return cls._from_archive(archive, name)
 
     @classmethod
-    def _from_archive(cls, archive: Any, name: str) -> Network:
+    def _from_archive(cls, archive: ModelFile, name: str) -> Network:
         def get(key: str, default: Any = None) -> np.ndarray:
             if key not in archive.files:
                 if default is not None:
                     return np.array(default)
                 raise ValueError(f"{name}: missing array {key!r} (the file has "
                                  f"{', '.join(archive.files) or 'no arrays'})")
-            try:
-                return archive[key]
-            except ValueError:
-                raise ValueError(f"{name}: array {key!r} is an object array that would need "
-                                 f"pickle to load; refused (allow_pickle=False)") from None
+            return archive.read(key)
 
         sizes = get("sizes")
         if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (
@@ -681,28 +491,52 @@ class Network(Module):
                 raise ValueError(f"{name}: {key!r} must be a 0-d unicode array, got dtype "
                                  f"{value.dtype} and shape {value.shape}")
             texts[key] = str(value)
-        try:
-            net = cls(sizes.tolist(), cost=texts["cost"], activation=texts["activation"])
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
-        for kind, tensors in (("weight", [la.weight for la in net.layers]),
-                              ("bias", [la.bias for la in net.layers])):
-            for i, t in enumerate(tensors):
-                key = f"{kind}_{i}"
+        widths = sizes.tolist()
+        # Every array is read and checked against the sizes *before* the network is built:
+        # building first would allocate whatever the file declares (sizes [4, 1e6, 1e6, 2]
+        # asked for 7.28 TiB), while an array read here is at most as big as the file.
+        arrays = {}
+        for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+            for key, shape in ((f"weight_{i}", (n_out, n_in)), (f"bias_{i}", (n_out,))):
                 value = get(key)
-                if value.shape != t.shape:
+                if value.shape != shape:
                     raise ValueError(f"{name}: {key!r} has shape {value.shape}, but sizes "
-                                     f"{sizes.tolist()} need {t.shape}")
+                                     f"{widths} need {shape}")
                 if value.dtype.kind != "f":
                     raise ValueError(f"{name}: {key!r} must hold floats, got {value.dtype}")
                 if not np.isfinite(value).all():
                     raise ValueError(f"{name}: {key!r} holds NaN or inf")
-                t.data = value.astype(np.float64)
+                arrays[key] = value
+        try:
+            net = cls(widths, cost=texts["cost"], activation=texts["activation"])
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+        for i, layer in enumerate(net.layers):
+            layer.weight.data = arrays[f"weight_{i}"].astype(np.float64)
+            layer.bias.data = arrays[f"bias_{i}"].astype(np.float64)
         return net
 
     def __repr__(self) -> str:
         return (f"Network({self.sizes}, cost={self.cost!r}, activation={self.activation!r}, "
                 f"init={self.init!r})")
+
+
+def _print_epoch(record: EpochRecord, sequel: bool, monitored: Sequence[bool]) -> None:
+    """The tutorial's epoch line, then the sequel's monitoring lines, in the sequel's order."""
+    if record.test_total is not None:
+        print(f"Epoch {record.epoch}: {record.test_correct} / {record.test_total}", flush=True)
+    else:
+        print(f"Epoch {record.epoch}{' training' if sequel else ''} complete", flush=True)
+    evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = monitored
+    if training_cost:
+        print(f"Cost on training data: {record.training_cost}")
+    if training_accuracy:
+        print(f"Accuracy on training data: {record.training_correct} / {record.training_total}")
+    if evaluation_cost:
+        print(f"Cost on evaluation data: {record.evaluation_cost}")
+    if evaluation_accuracy:
+        print(f"Accuracy on evaluation data: {record.val_correct} / {record.val_total}",
+              flush=True)
 
 
 def load(path: str | os.PathLike[str]) -> Network:

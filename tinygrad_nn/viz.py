@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import toposort
+from .nn import write_atomically
 from .tensor import Tensor
 
 __all__ = ["GraphvizNotFound", "render", "to_dot", "training_step_graph"]
@@ -185,15 +186,16 @@ def _graphviz_missing() -> GraphvizNotFound:
 
 
 def render(tensor: Tensor, path: str | os.PathLike, names: Names | None = None) -> Path:
-    """Draw the graph of ``tensor`` (see :func:`to_dot`) to an SVG or PNG file.
+    """Draw the graph of ``tensor`` (see :func:`to_dot`) to an SVG or PNG file, or write
+    its DOT text to a ``.dot`` file.
 
-    The format follows the suffix of ``path`` (``.svg`` or ``.png``). The image
-    is written to a temporary file beside ``path`` and moved over it only when
-    ``dot`` succeeds, so an existing file is never left half-written.
+    The format follows the suffix of ``path`` (``.svg``, ``.png`` or ``.dot``; a ``.dot``
+    file needs no Graphviz). The file is written to a temporary file beside ``path`` and
+    moved over it only when complete, so an existing file is never left half-written.
 
     Raises:
-        ValueError: the suffix is neither ``.svg`` nor ``.png``.
-        GraphvizNotFound: the ``dot`` program is not installed.
+        ValueError: the suffix is none of ``.svg``, ``.png``, ``.dot``.
+        GraphvizNotFound: the ``dot`` program is not installed (for .svg and .png).
         FileNotFoundError: the directory of ``path`` does not exist.
         RuntimeError: ``dot`` failed (its message is included).
 
@@ -202,12 +204,18 @@ def render(tensor: Tensor, path: str | os.PathLike, names: Names | None = None) 
     """
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
+    if fmt is None and path.suffix.lower() != ".dot":
         suffix = repr(path.suffix) if path.suffix else "no suffix"
         raise ValueError(
-            f"render: cannot tell the image format of {str(path)!r} from its suffix "
-            f"({suffix}); use .svg or .png, or to_dot() for the DOT text"
+            f"render: cannot tell the format of {str(path)!r} from its suffix "
+            f"({suffix}); use .svg or .png for an image, or .dot for the DOT text"
         )
+    if fmt is None:  # .dot: the text itself
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"render: the directory {str(path.parent)!r} does not exist")
+        text = to_dot(tensor, name=path.stem, names=names)
+        write_atomically(path, lambda f: f.write(text.encode()))
+        return path
     dot = shutil.which("dot")
     if dot is None:
         raise _graphviz_missing()
