@@ -9,12 +9,14 @@ the inputs, so every mask changes between calls.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from tinygrad_nn import Tensor, costs, datasets, nn, ops, optim, training
 from tinygrad_nn import functional as F
-from tinygrad_nn.jit import JitError, jit
+from tinygrad_nn.jit import JitError, JitWarning, jit
 
 
 def same_bits(a, b) -> bool:
@@ -295,3 +297,138 @@ def test_a_replayed_loss_checks_its_labels_on_every_call():
             step(rng.uniform(-1, 1, (5, 3)), labels)
         assert all(same_bits(a, p.data) for a, p in zip(before, model.parameters()))
     assert step.captures == 1
+
+
+# --- what a red-team pass found after the fixes above -------------------------------------
+
+
+def test_numpy_writes_into_the_steps_arrays_are_refused_at_capture():
+    """A clamp in place (`np.clip(h.data, -1, 1, out=h.data)`) and a running statistic
+    updated with the step's values (`running += 0.1 * h.data.mean(0)`) are numpy writes a
+    replay would not repeat (the red team saw costs of 101.97 eager against 4413.4 replayed
+    by call 5): the first call refuses each, naming numpy's function and the line."""
+    running = np.zeros(4)
+
+    def clamp(h):
+        np.clip(h.data, -1, 1, out=h.data)
+        return h
+
+    def track(h):
+        running[...] += 0.1 * h.data.mean(axis=0)
+        return h
+
+    for hook, name in ((clamp, "clip"), (track, "add")):
+        (model, opt), _ = twins(nn.Tanh)
+
+        @jit
+        def step(x, y, hook=hook):
+            opt.zero_grad()
+            c = costs.quadratic_cost(model.layers[2](hook(model.layers[0](x))), y)
+            c.backward()
+            opt.step()
+            return c
+
+        before = state_of(model, opt)
+        with pytest.raises(JitError, match=rf"np\.{name}\(\.\.\., out=\) at .*writes in place"):
+            step(*next(batches()))
+        assert same_state(before, state_of(model, opt)) and not running.any()
+
+
+def test_train_or_eval_inside_the_step_is_followed_on_every_call():
+    """`model.train(k % 3 != 0)` inside the step ran only at capture: replays kept dropout
+    on where eager had it off. Now a step that calls train()/eval() warns and is captured
+    again on every call, so it agrees with eager."""
+    def build():
+        model = nn.Sequential(nn.Linear(3, 6, rng=3), nn.ReLU(), nn.Dropout(0.3, rng=7),
+                              nn.Linear(6, 2, rng=4))
+        return model, optim.SGD(model.parameters(), lr=0.05), [0]
+
+    def stepper(model, opt, count):
+        usual = plain_step(model, opt)
+
+        def step(x, y):
+            count[0] += 1
+            model.train(count[0] % 3 != 0)
+            return usual(x, y)
+        return step
+
+    (m1, o1, n1), (m2, o2, n2) = build(), build()
+    eager, compiled = stepper(m1, o1, n1), jit(stepper(m2, o2, n2))
+    for x, y in batches():
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "jit.*switches modules", JitWarning)
+            got = compiled(x, y)
+        assert same_bits(eager(x, y).data, got.data)
+        assert same_state(state_of(m1, o1), state_of(m2, o2))
+    with pytest.warns(JitWarning, match="switches modules between train"):
+        compiled(x, y)
+
+
+@pytest.mark.parametrize("loss, target", [
+    (costs.binary_cross_entropy_with_logits, lambda y: y),
+    (lambda out, y: costs.cross_entropy_cost(out.sigmoid(), y), lambda y: y),
+    (costs.cross_entropy, lambda y: y / y.sum(axis=1, keepdims=True)),
+])
+def test_a_replayed_loss_checks_its_targets_on_every_call(loss, target):
+    """Targets outside [0, 1] were refused eagerly but trained on by a replay: the range
+    is now checked by a primitive, so a replay refuses them too, parameters unchanged."""
+    (model, opt), _ = twins(nn.Tanh)
+    step = jit(plain_step(model, opt, loss))
+    calls = batches()
+    for _ in range(3):  # capture, check, replay
+        x, y = next(calls)
+        step(x, target(y))
+    x, y = next(calls)
+    bad = target(y)
+    bad[1, 0] = -0.5
+    before = state_of(model, opt)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\], but the one at index \(1, 0\)"):
+        step(x, bad)
+    assert same_state(before, state_of(model, opt)) and step.captures == 1
+
+
+def test_batches_of_either_memory_order_replay_as_eager():
+    """numpy's sums add in memory order: a replay of a Fortran-ordered capture on C-ordered
+    batches differed from eager in the last bit. The layout is part of the plan's key."""
+    def build():
+        w = Tensor(np.ones(64), requires_grad=True)
+        return w, optim.SGD([w], lr=1e-6)
+
+    def stepper(w, opt):
+        def step(x):
+            opt.zero_grad()
+            c = ((Tensor(x) * w) ** 2).sum()
+            c.backward()
+            opt.step()
+            return c
+        return step
+
+    (w1, o1), (w2, o2) = build(), build()
+    eager, compiled = stepper(w1, o1), jit(stepper(w2, o2))
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        x = rng.standard_normal((500, 64)) * (-1) ** k
+        x = np.asfortranarray(x) if k < 2 else x
+        assert same_bits(eager(x).data, compiled(x).data)
+        assert same_bits(w1.data, w2.data) and same_bits(w1.grad.data, w2.grad.data)
+    assert compiled.captures == 2
+
+
+def test_an_error_raised_by_the_step_itself_leaves_what_the_step_did():
+    """Only the jit's own refusals are rolled back; an exception of the step's own code (a
+    NaN guard after the update) leaves the update done, as it is when run eagerly."""
+    (m1, o1), (m2, o2) = twins(nn.Sigmoid)
+
+    def stepper(model, opt):
+        usual = plain_step(model, opt)
+
+        def step(x, y):
+            usual(x, y)
+            raise FloatingPointError("the step's own check")
+        return step
+
+    x, y = next(batches())
+    for step in (stepper(m1, o1), jit(stepper(m2, o2))):
+        with pytest.raises(FloatingPointError):
+            step(x, y)
+    assert same_state(state_of(m1, o1), state_of(m2, o2))

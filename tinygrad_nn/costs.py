@@ -101,7 +101,7 @@ def cross_entropy_cost(a: Any, y: Any) -> Tensor:
     1.386294
     """
     a, y, n = _prepare("cross_entropy_cost", a, y)
-    _check_unit_interval("cross_entropy_cost", "desired outputs y", y.data)
+    y = _in_unit_interval("cross_entropy_cost", "desired outputs y", y, y.dtype)
     if a._op is ops.sigmoid:  # a = σ(z): the cost from z, so δ^L = a - y at every z
         z = a._parents[0]
         return (ops.softplus(z) - y * z).sum() * (1.0 / n)
@@ -150,17 +150,15 @@ def check_labels(name: str, labels: Any, n: int, classes: int) -> np.ndarray:
     return ops.class_labels(labels, classes=classes, who=name)
 
 
-def _check_unit_interval(name: str, what: str, values: np.ndarray) -> None:
-    """Refuse values outside [0, 1], NaN included, naming the first one.
+def _in_unit_interval(name: str, what: str, target: Tensor, dtype: Any) -> Tensor:
+    """`target`, refused if any value lies outside [0, 1] (NaN included).
 
-    A check of the user's data, not a computation on it: nothing it computes reaches the
-    result, so it need not be a primitive.
+    The check is the `unit_interval` primitive, so that a `jit` replay checks each batch too;
+    data comes back as its checked copy in `dtype`. A target that requires grad is kept
+    (checked all the same), since the gradient may flow into it.
     """
-    outside = ~((values >= 0) & (values <= 1))  # NaN counts as outside
-    if outside.any():
-        index = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(f"{name}: {what} must lie in [0, 1], but the one at index {index} "
-                         f"is {values[index]}")
+    checked = ops.unit_interval(target.data, dtype=np.dtype(dtype), who=name, what=what)
+    return target if target.requires_grad else ops.constant(checked, target)
 
 
 def _probabilities(name: str, target: Any, like: Tensor, what: str) -> Any:
@@ -174,11 +172,10 @@ def _probabilities(name: str, target: Any, like: Tensor, what: str) -> Any:
     if values.shape != shape:
         raise ValueError(f"{name}: {what} have shape {values.shape} but the logits have shape "
                          f"{shape}; they must be equal, not broadcast")
-    _check_unit_interval(name, what, values)
     if isinstance(target, Tensor):
-        return target
+        return _in_unit_interval(name, what, target, target.dtype)
     dtype = like.dtype if like.dtype.kind == "f" else np.dtype(np.float64)
-    return values if values.dtype == dtype else ops.cast(values, dtype=dtype)  # (as labels)
+    return _in_unit_interval(name, what, ops.constant(values, like), dtype)
 
 
 def nll_loss(log_probs: Any, labels: Any) -> Tensor:

@@ -33,10 +33,13 @@ What a tape cannot see, and what is done about it (docs/jit.md has the whole tab
   captured, its arrays are traced (`_Traced`): numpy reports every function applied to
   them, and a result computed outside a primitive (``~mask``, ``h.data > 0``, ``x + noise``)
   is marked; given to a primitive, it makes the capture refuse the step at once, naming
-  numpy's function and the step's line. Other outside arrays (a generator's draws) are
-  constants, which the check below compares.
+  numpy's function and the step's line; so is a numpy write (``out=``, ``x[...] =``) into
+  the step's arrays or of their values into any array. Other outside arrays (a
+  generator's draws) and Python values from outside are constants, which the check below
+  compares on the second call only.
 - **Values that steer Python.** ``if cost.item() > 1:`` runs once, at capture; a replay
   repeats the branch taken then. Reading a value during a capture warns (`JitWarning`).
+  A step that calls ``train()`` or ``eval()`` warns and is captured on every call.
 - **Replaced state.** A parameter whose ``.data`` was replaced, a module attribute
   reassigned, a module switched between train() and eval(), an optimizer's
   hyperparameters, parameters or state buffers changed, or a ``.grad`` left from the last
@@ -144,7 +147,10 @@ class _Traced(np.ndarray):
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         out = kwargs.get("out")
         if out is not None:
+            _outside_write(f"np.{ufunc.__name__}(..., out=)", out, inputs)
             kwargs["out"] = _plain(out)
+        elif method == "at":  # np.add.at(a, index, b) writes into a
+            _outside_write(f"np.{ufunc.__name__}.at", inputs[:1], inputs[1:])
         result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
         if out is not None:  # written in place: numpy's protocol returns the given arrays
             return out[0] if len(out) == 1 else out
@@ -152,16 +158,43 @@ class _Traced(np.ndarray):
         return _derived(result, f"np.{name}")
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        if func is np.copyto:
+            _outside_write("np.copyto", args[:1], (*args[1:], *kwargs.values()))
+        elif kwargs.get("out") is not None:
+            _outside_write(f"np.{func.__name__}(..., out=)", (kwargs["out"],), args)
         result = func(*_plain(args), **_plain(kwargs))
         return result if func in _SHAPE_ONLY else _derived(result, f"np.{func.__name__}")
 
     def __array_finalize__(self, obj: Any) -> None:
         # A view keeps the class; a new array made by a method (.copy(), .astype(), x[idx])
         # holds values computed outside the primitives.
-        if type(self) is _Traced and self.base is None:
+        if self.base is None:
             self.__class__ = _Derived
             self.made_by = f"a copy of the step's data (.copy(), .astype(), indexing) at " \
                            f"{_caller()}"
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        _outside_write("an assignment x[...] = ...", (self,), (value,))
+        super().__setitem__(index, value)
+
+
+def _outside_write(how: str, outs: Any, inputs: Any) -> None:
+    """Refuse, while a step is captured, a numpy write outside the primitives into one of
+    the step's arrays, or of values computed from them into any array: a replay would not
+    repeat it (a running statistic, a clamp in place, a counter)."""
+    tape = _GradMode.tape
+    if tape is None or tape.inside:  # (a primitive's forward writes its own result)
+        return
+    outs = _arrays_in(outs)
+    into_step = any(type(a) is _Traced for a in outs)
+    if not into_step and any(isinstance(a, _Derived) for a in outs):
+        return  # numpy's own temporary (np.mean divides its sum in place): derived already
+    if into_step or any(isinstance(a, _Traced) for a in _arrays_in(inputs)):
+        raise JitError(f"{tape.who}: {how} at {_caller()} writes in place, outside "
+                       f"tinygrad_nn's operations, into the step's arrays or with values "
+                       f"computed from them; a replay would not repeat it. Compute it with "
+                       f"tinygrad_nn operations (for state kept from call to call: "
+                       f"tinygrad_nn.ops with out=)")
 
 
 class _Derived(_Traced):
@@ -226,12 +259,15 @@ class Tape:
         self.grads: dict[int, tuple[Tensor, Tensor | None, np.ndarray]] = {}
         self.undo: list[Callable[[], None]] = []  # e.g. an optimizer's new state entries
         self.cleared: set[int] = set()  # tensors whose .grad the step set to None
+        self.inside = False  # a primitive's forward is running
         self.unset: set[int] = set()  # tensors whose .grad was None when first read
 
     # hooks the core calls (see tinygrad_nn.ops.Primitive.__call__ and tensor.watch)
 
     def before(self, op: Any, params: dict, out: np.ndarray | None) -> None:
-        """Journal what this call may change: the array it writes in place, a generator."""
+        """Journal what this call may change: the array it writes in place, a generator.
+        Until `record`, numpy calls are the primitive's own (`inside`)."""
+        self.inside = True
         for value in params.values():
             if isinstance(value, np.random.Generator) and id(value) not in self.generators:
                 self.generators[id(value)] = (value, value.bit_generator.state)
@@ -242,6 +278,7 @@ class Tape:
                inplace: bool) -> np.ndarray:
         """Note one call: `given` are the inputs as passed (Tensors among them), `arrays`
         the values the forward read, `out` what it wrote. Returns `out`, traced."""
+        self.inside = False
         for x in given:
             if isinstance(x, Tensor) and x._op is None and not isinstance(x.data, _Traced):
                 self._leaf(x)
@@ -482,6 +519,7 @@ class Plan:
         self.watches = tape.watches
         self.kept_tensors = kept
         self.fresh: list[Tensor] = []  # see Tape.fresh_grads
+        self.switches_modes = False  # the step calls train()/eval(): never replayed
         self.calls: list[Callable[[], Any]] = []
         self.allocating = 0
         seen = [*outputs, *(t.data for t in kept),
@@ -490,11 +528,12 @@ class Plan:
         for e, live in zip(self.entries, self.live):
             old = [tape.old_grads[id(x)] for x in e.inputs if id(x) in tape.old_grads]
             if live and old:
-                raise JitError(f"{who}: the step adds its gradient to the .grad that the "
-                               f"previous call left on a tensor of shape {old[0].shape}: a "
-                               f"replay cannot accumulate gradients from one call to the "
-                               f"next. Call zero_grad() on the optimizer (or the model) in "
-                               f"the step, before backward()")
+                raise JitError(f"{who}: the step reads the .grad that the previous call "
+                               f"left on a tensor of shape {old[0].shape} (backward adds to "
+                               f"it without zero_grad(), or the step reads it first): a "
+                               f"replay cannot carry gradients from one call to the next. "
+                               f"Call zero_grad() on the optimizer (or the model) in the "
+                               f"step, before backward() and before reading any .grad")
         self.replayed: list[bool] = []  # per entry: does a replay run it?
         for e, live in zip(self.entries, self.live):
             calls, allocates = _replay_calls(e) if live else ([], False)
@@ -534,7 +573,7 @@ class Plan:
         for tensor in self.fresh:  # eager would add to a .grad left by the last call
             if tensor.grad is not None:
                 return False
-        return True
+        return not self.switches_modes
 
     def replay(self, arrays: list[np.ndarray]) -> Any:
         for buffer, array in zip(self.inputs, arrays):
@@ -644,10 +683,12 @@ def _difference(first: Plan, replayed: list[np.ndarray], second: Plan,
         if changed:
             return (f"op {k + 1}, {_shapes(a)}, was called with {changed[0]}="
                     f"{a.params[changed[0]]!r} and then {b.params.get(changed[0])!r}: a "
-                    f"Python value computed from the data is baked into a replay")
+                    f"Python value (computed from the data, or changed from call to call) "
+                    f"is baked into a replay; pass it as an argument of the step")
         return (f"op {k + 1}, {_shapes(a)}, gave different numbers when replayed than when "
-                f"run again from the same state (state the tape cannot see: a gradient "
-                f"accumulated over calls, or arrays replaced between ops)")
+                f"run again from the same state: it reads state the tape cannot see (an "
+                f"array or object made anew on every call, such as an optimizer or a "
+                f"generator created inside the step; make it once, outside)")
     for tensor, value in zip(first.kept, after):
         if value.tobytes() != tensor.data.tobytes():
             return (f"a tensor of shape {tensor.shape} read by the step has other values after "
@@ -663,13 +704,13 @@ def _difference(first: Plan, replayed: list[np.ndarray], second: Plan,
 
 def _key_part(x: Any, who: str, where: str) -> Hashable:
     if isinstance(x, np.ndarray):  # (a subclass; `_split` keys plain arrays the same way)
-        return (x.shape, x.dtype)
+        return (x.shape, x.dtype, x.flags.c_contiguous, x.flags.f_contiguous)
     if isinstance(x, Tensor):
         if x.requires_grad:
             raise TypeError(f"{who}: {where} is a Tensor that requires grad; a jitted step "
                             f"takes its data as arguments and reaches its parameters "
                             f"through a module or optimizer")
-        return ("tensor", x.shape, x.dtype)
+        return ("tensor", *_key_part(x.data, who, where))
     try:
         hash(x)
     except TypeError:
@@ -717,7 +758,10 @@ class jit:
             else:
                 where = f"argument {i + 1}"  # only formatted into an error message
             if type(x) is np.ndarray:  # the common case first: this runs on every call
-                key.append((x.shape, x.dtype))
+                # (the memory order too: numpy's sums go in memory order, so C and Fortran
+                # arrays may round differently; a replay must see the layout eager sees)
+                flags = x.flags
+                key.append((x.shape, x.dtype, flags.c_contiguous, flags.f_contiguous))
                 arrays.append(x)
                 continue
             key.append(_key_part(x, self._who, where))
@@ -755,6 +799,7 @@ class jit:
         del args, kwargs  # (the caller's arrays are not the step's)
         tape = self._last_tape = Tape(self._who)
         tape.watch(_module_assignments)
+        switches = Module._mode_switches
         for known in self.plans.values():  # their .grad as the call found them
             tape.note_grads(t for t, *_ in known.leaves)
         _GradMode.tape = tape
@@ -773,19 +818,24 @@ class jit:
             plan = Plan(tape, [tape.untraced(a) for a in inputs], shape,
                         [tape.untraced(a) for a in outputs], kept, self._who)
             plan.fresh = fresh
-        except BaseException:
+        except JitError:
             tape.rollback()  # a refused step leaves everything as it was before the call
-            raise
-        self._warn(tape, warn)
+            raise  # (an error of the step's own leaves what the step did, as eagerly)
+        plan.switches_modes = Module._mode_switches != switches
+        self._warn(tape, warn, plan.switches_modes)
         self.plans[key] = plan
         self.plans.move_to_end(key)
         while len(self.plans) > self.cache_size:
             self.plans.popitem(last=False)
         return _rebuild(plan.result_shape, plan.outputs)
 
-    def _warn(self, tape: Tape, warn: bool) -> None:
+    def _warn(self, tape: Tape, warn: bool, switches_modes: bool) -> None:
         if not warn:  # (the check's rerun: the capture warned already)
             return
+        if switches_modes:
+            warnings.warn(f"{self._who}: the step switches modules between train() and "
+                          f"eval(), so every call captures it again and none is replayed; "
+                          f"switch outside the step", JitWarning, stacklevel=4)
         for read in tape.value_reads:
             warnings.warn(f"{self._who}: the step read a value during its capture ({read}); "
                           f"a replay does not run Python, so whatever was decided from that "
@@ -799,6 +849,7 @@ class jit:
                arrays: list[np.ndarray]) -> Any:
         """Replay, then rerun eagerly from the same state: the two must agree bit for bit."""
         saved = plan.save()
+        shown = [t.data.copy() for t in plan.kept_tensors]  # what the first call left there
         try:
             plan.replay(arrays)
         except BaseException:
@@ -808,6 +859,8 @@ class jit:
         replayed = [e.out.copy() for e in plan.entries]
         after = [t.data.copy() for t in plan.kept]
         plan.restore(saved)
+        for tensor, values in zip(plan.kept_tensors, shown):
+            np.copyto(tensor.data, values)
         try:
             result = self._capture(key, args, kwargs, warn=False)
         except BaseException:

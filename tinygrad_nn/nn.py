@@ -113,12 +113,15 @@ class Module:
 
     training: bool = True  # a class default, so subclasses need not call an __init__
     _assignments = 0  # counts assignments to any module's attributes
+    _mode_switches = 0  # counts assignments of any module's training flag (train(), eval())
 
     def __setattr__(self, name: str, value: Any) -> None:
         # `jit` watches the count: a layer or parameter replaced makes it capture again,
         # since a captured step has those baked in. The training flag is watched apart, per
         # module called (see __call__), so evaluating between epochs keeps the capture.
-        if name != "training" and vars(self).get(name, _UNSET) is not value:
+        if name == "training":  # (train() or eval() inside a step: never replayed)
+            Module._mode_switches += 1
+        elif vars(self).get(name, _UNSET) is not value:
             Module._assignments += 1
         object.__setattr__(self, name, value)
 

@@ -615,6 +615,22 @@ def _class_labels(labels: np.ndarray, classes: int, who: str,
     return out
 
 
+def _unit_interval(values: np.ndarray, dtype: Any, who: str, what: str,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    outside = ~((values >= 0) & (values <= 1))  # NaN counts as outside
+    if outside.any():
+        index = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(f"{who}: {what} must lie in [0, 1], but the one at index {index} "
+                         f"is {values[index]}")
+    if out is None:
+        return values.astype(dtype)
+    np.copyto(out, values, casting="unsafe")
+    return out
+
+
+unit_interval = Primitive("unit_interval", _unit_interval,
+                          doc="Targets in `dtype`, each checked to lie in [0, 1] (not "
+                              "differentiable; a replay checks each batch).")
 class_labels = Primitive("class_labels", _class_labels,
                          doc="Integer class labels as int64, each checked to lie in "
                              "0..classes-1 (not differentiable; a replay checks each batch).")
