@@ -404,6 +404,114 @@ def _pow_case():
                         right=lambda shape: float_arrays(shape, -2.0, 2.0))
 
 
+# --- images: convolution and pooling (tests/test_conv.py too) ---------------------------------
+
+
+@dataclass
+class Geometry:
+    """An image batch (n, c, h, w), a kernel, a stride and a padding (pairs) that fit it."""
+
+    shape: tuple[int, int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+
+    @property
+    def out(self) -> tuple[int, int]:
+        return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in
+                     zip(self.shape[2:], self.kernel, self.stride, self.padding))
+
+    @property
+    def params(self) -> dict:
+        return {"kernel": self.kernel, "stride": self.stride, "padding": self.padding}
+
+
+@st.composite
+def geometries(draw, max_side: int = 5, max_channels: int = 2, pool: bool = False) -> Geometry:
+    """Kernels from 1 to the whole padded input, strides 1 to 3, paddings 0 to 2 (for a pool,
+    at most half the kernel, as PyTorch requires)."""
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, max_channels)),
+             draw(st.integers(1, max_side)), draw(st.integers(1, max_side)))
+    kernel, stride, padding = [], [], []
+    for size in shape[2:]:
+        p = draw(st.integers(0, 2))
+        k = draw(st.integers(max(1, 2 * p if pool else 1), size + 2 * p))
+        kernel.append(k)
+        padding.append(min(p, k // 2) if pool else p)
+        stride.append(draw(st.integers(1, 3)))
+    return Geometry(shape, tuple(kernel), tuple(stride), tuple(padding))
+
+
+@st.composite
+def _conv2d_case(draw, which: str = "conv2d"):
+    geo = draw(geometries())
+    c_out = draw(st.integers(1, 3))
+    x = draw(float_arrays(geo.shape))
+    w = draw(float_arrays((c_out, geo.shape[1], *geo.kernel)))
+    g = draw(float_arrays((geo.shape[0], c_out, *geo.out)))
+    conv = {"stride": geo.stride, "padding": geo.padding}
+    text = f"{which} x{geo.shape} w{w.shape} stride {geo.stride} padding {geo.padding}"
+    if which == "conv2d_input_grad":
+        return Case(text, lambda a, b: ops.conv2d_input_grad(a, b, shape=x.shape, **conv), [g, w])
+    if which == "conv2d_weight_grad":
+        return Case(text, lambda a, b: ops.conv2d_weight_grad(a, b, shape=w.shape, **conv), [g, x])
+    if draw(st.booleans()):
+        return Case(text + " no bias", lambda a, b: ops.conv2d(a, b, **conv), [x, w])
+    b = draw(float_arrays((c_out,)))
+    return Case(text, lambda a, c, d: ops.conv2d(a, c, d, **conv), [x, w, b])
+
+
+@st.composite
+def _pool_case(draw, which: str):
+    geo = draw(geometries(pool=True))
+    x = draw(distinct_arrays(geo.shape))  # no ties: max's finite differences stay valid
+    g = draw(float_arrays((*geo.shape[:2], *geo.out)))
+    text = f"{which} x{geo.shape} {geo.params}"
+    if which in ("max_pool2d", "avg_pool2d"):
+        prim = getattr(ops, which)
+        return Case(text, lambda a: prim(a, **geo.params), [x])
+    if which == "avg_pool2d_backward":
+        return Case(text, lambda a: ops.avg_pool2d_backward(a, shape=x.shape, **geo.params),
+                    [g])
+    y = ops.max_pool2d(x, **geo.params)
+    if which == "max_pool2d_backward":
+        return Case(text, lambda a: ops.max_pool2d_backward(a, x=x, y=y, **geo.params), [g])
+    d = draw(float_arrays(geo.shape))
+    return Case(text, lambda a: ops.max_pool2d_gather(a, x=x, y=y, **geo.params), [d])
+
+
+@st.composite
+def _pad_case(draw):
+    x = draw(shapes(min_dims=1).flatmap(float_arrays))
+    widths = tuple(draw(st.tuples(st.integers(0, 2), st.integers(0, 2))) for _ in x.shape)
+    value = draw(st.sampled_from([0.0, -1.5]))  # (-inf: tests/test_conv.py; not summable)
+    return Case(f"pad{x.shape} {widths} value {value}",
+                lambda a: ops.pad(a, widths=widths, value=value), [x])
+
+
+@st.composite
+def _batch_norm_case(draw):
+    """Through functional.batch_norm: the fused primitive with the batch statistics it needs
+    (its VJPs differentiate them too, so finite differences must move them as well)."""
+    from tinygrad_nn import functional as F
+
+    n, c = draw(st.integers(2, 4)), draw(st.integers(1, 3))
+    shape = draw(st.sampled_from([(n, c), (n, c, 2, 3), (1, c, 2, 2)]))
+    x = draw(float_arrays(shape)) + draw(float_arrays((1, c) + (1,) * (len(shape) - 2)))
+    if np.ptp(x.reshape(x.shape[0], c, -1).swapaxes(0, 1).reshape(c, -1), axis=1).min() < 0.1:
+        x = x + np.linspace(0, 1, x.size).reshape(shape)  # keep every variance away from 0
+    w, b = draw(float_arrays((c,))), draw(float_arrays((c,)))
+    return Case(f"batch_norm{shape}",
+                lambda a, u, v: F.batch_norm(a, None, None, u, v, training=True), [x, w, b])
+
+
+@st.composite
+def _elu_case(draw):
+    x = draw(shapes().flatmap(relu_inputs))  # away from the kink at 0
+    alpha = draw(st.floats(0.1, 2.0))
+    return Case(f"elu{x.shape}, alpha={alpha!r}", lambda a: ops.elu(a, alpha=alpha), [x])
+
+
 #: A strategy of valid calls for every differentiable primitive in `tinygrad_nn.ops` (the
 #: comparisons, `isfinite` and `uniform` have no VJP to check), plus the derived
 #: `mean` and `concatenate` (whose primitive is made per number of inputs). A test
@@ -446,6 +554,21 @@ primitive_cases = {
     "log_sigmoid": _unary_case("log_sigmoid", lambda s: float_arrays(s, -6.0, 6.0)),
     "sign": _unary_case("sign", relu_inputs),  # away from the jump at 0
     "floor": _unary_case("floor", lambda s: away_from_integers(s)),
+    "conv2d": _conv2d_case(),
+    "conv2d_input_grad": _conv2d_case("conv2d_input_grad"),
+    "conv2d_weight_grad": _conv2d_case("conv2d_weight_grad"),
+    "max_pool2d": _pool_case("max_pool2d"),
+    "max_pool2d_backward": _pool_case("max_pool2d_backward"),
+    "max_pool2d_gather": _pool_case("max_pool2d_gather"),
+    "avg_pool2d": _pool_case("avg_pool2d"),
+    "avg_pool2d_backward": _pool_case("avg_pool2d_backward"),
+    "pad": _pad_case(),
+    "batch_norm": _batch_norm_case(),
+    "gelu": _unary_case("gelu", lambda s: float_arrays(s, -4.0, 4.0)),
+    "normal_cdf": _unary_case("normal_cdf", lambda s: float_arrays(s, -4.0, 4.0)),
+    "normal_pdf": _unary_case("normal_pdf", lambda s: float_arrays(s, -4.0, 4.0)),
+    "silu": _unary_case("silu", lambda s: float_arrays(s, -6.0, 6.0)),
+    "elu": _elu_case(),
 }
 
 

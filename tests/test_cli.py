@@ -397,3 +397,25 @@ def test_a_closed_pipe_is_not_a_usage_error(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert cli.main(["explain"]) == 141
     assert capsys.readouterr().err == ""
+
+
+def test_relu_gets_he_initialisation_unless_told_otherwise(capsys, monkeypatch):
+    """`--activation relu` alone trained to 22% (issue 18): N(0, 1) weights leave most relu
+    units stuck. Without --init, relu gets he; sigmoid and tanh keep the tutorial's N(0, 1)."""
+    made = []
+    original = cli.Network
+
+    def spy(*args, **kwargs):
+        made.append(kwargs["init"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "Network", spy)
+    accuracy = {}
+    for extra, expected in (([], "he"), (["--init", "standard"], "standard")):
+        assert cli.main(["train", "--epochs", "5", "--activation", "relu", "--quiet",
+                         *extra]) == 0
+        assert made[-1] == expected
+        correct, total = map(int, ACCURACY_LINE.search(capsys.readouterr().out).groups()[:2])
+        accuracy[expected] = correct / total
+    assert accuracy["he"] > 0.85 and accuracy["he"] > accuracy["standard"]
+    assert cli.main(["train", "--epochs", "1", "--quiet"]) == 0 and made[-1] == "standard"

@@ -42,7 +42,7 @@ def test_linear_records_the_graph_and_its_gradient_is_right():
 
 def test_standard_init_is_unit_normal_and_scaled_init_divides_by_sqrt_n_in():
     n_in, n_out = 400, 500
-    standard = Linear(n_in, n_out, rng=0)
+    standard = Linear(n_in, n_out, init="standard", rng=0)  # the tutorial's; not the default
     scaled = Linear(n_in, n_out, init="scaled", rng=0)
     assert abs(standard.weight.data.std() - 1) < 0.01
     assert abs(standard.weight.data.mean()) < 0.01
@@ -137,7 +137,7 @@ def test_sgd_on_a_sequential_learns_a_tiny_problem():
     # AND of two inputs, learned by one sigmoid neuron: the cost must fall.
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
     Y = np.array([[0], [0], [0], [1]], dtype=float)
-    net = Sequential(Linear(2, 1, rng=0), Sigmoid())
+    net = Sequential(Linear(2, 1, init="standard", rng=0), Sigmoid())
     opt = optim.SGD(net.parameters(), lr=2.0)
     first = costs.quadratic_cost(net(X), Y).item()
     for _ in range(300):

@@ -347,3 +347,25 @@ def test_remainder_where_the_quotient_rounds_onto_an_integer_as_in_pytorch():
     torch = pytest.importorskip("torch")
     assert (Tensor(5.0) % 0.1).item() == torch.remainder(
         torch.tensor(5.0, dtype=torch.float64), 0.1).item()
+
+
+def test_clone_is_a_differentiable_copy_and_numel_counts():
+    x = Tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    y = x.clone()
+    assert y.grad_fn == "copy" and not np.shares_memory(y.data, x.data)
+    y.data[0, 0] = 10.0  # the copy's memory is its own
+    assert x.data[0, 0] == 1.0
+    (y * Tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[1.0, 2.0, 3.0]])  # d clone(x)/dx = 1
+    assert x.numel() == 3 and Tensor(5.0).numel() == 1 and Tensor(np.ones((2, 0))).numel() == 0
+    assert isinstance(x.numel(), int)
+
+
+def test_clone_and_numel_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    (t.clone() * torch.tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    x = Tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    (x.clone() * Tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, t.grad.numpy())
+    assert x.numel() == t.numel()

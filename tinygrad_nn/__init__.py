@@ -18,43 +18,60 @@ from .gradcheck import GradcheckError, gradcheck, numerical_grad
 from .jit import JitError, JitWarning, jit  # the decorator, as `tinygrad_nn.jit`
 from .network import EpochStats, History, Network
 from .nn import (
+    ELU,
+    GELU,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
     Dropout,
     Flatten,
     LeakyReLU,
     Linear,
+    MaxPool2d,
     Module,
     ReLU,
     Sequential,
     Sigmoid,
+    SiLU,
     Softmax,
     Tanh,
 )
 from .ops import exp, linear, log, matmul, relu, sigmoid, tanh
-from .optim import SGD, Adam, AdamW
+from .optim import SGD, Adam, AdamW, RMSprop
 from .perceptron import NotDifferentiableError, Perceptron, nand_gate
 from .tensor import Tensor, as_tensor, is_grad_enabled, no_grad
 from .training import fit
 
 __all__ = [
-    "AnomalyError",
     "Adam",
     "AdamW",
+    "AnomalyError",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
     "Dropout",
+    "ELU",
     "EpochStats",
     "Flatten",
+    "GELU",
     "GradcheckError",
     "History",
     "JitError",
     "JitWarning",
     "LeakyReLU",
     "Linear",
+    "MaxPool2d",
     "Module",
     "Network",
     "NotDifferentiableError",
     "Perceptron",
+    "RMSprop",
     "ReLU",
     "SGD",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "Softmax",
     "Tanh",

@@ -112,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cost of the sigmoid outputs (default: quadratic, eq. 2.1)")
     train.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid",
                        help="hidden layers' neuron; the output layer is sigmoid")
-    train.add_argument("--init", choices=list(INITS), default="standard",
-                       help="weight initialisation (default: standard, N(0, 1); he suits relu)")
+    train.add_argument("--init", choices=list(INITS), default=None,
+                       help="weight initialisation (default: standard, the tutorial's N(0, 1), "
+                            "for sigmoid and tanh; he for relu, which N(0, 1) leaves stuck)")
     train.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
                        help="sgd (default), momentum (SGD with momentum 0.9) or adam")
     train.add_argument("--lr-schedule", choices=list(SCHEDULES), default="none",
@@ -278,8 +279,8 @@ def _train(args: argparse.Namespace) -> int:
     # Everything that can fail is checked before the training starts.
     training_data, validation_data, test_data = _load_data(args.data_dir)
     sizes = _train_sizes(args, training_data.X.shape[1])
-    net = Network(sizes, cost=args.cost, seed=args.seed, activation=args.activation,
-                  init=args.init)
+    init = args.init or ("he" if args.activation == "relu" else "standard")
+    net = Network(sizes, cost=args.cost, seed=args.seed, activation=args.activation, init=init)
     eta = OPTIMIZERS[args.optimizer] if args.eta is None else args.eta
     tutorial = (args.optimizer == "sgd" and args.lr_schedule == "none"
                 and args.weight_decay is None and args.dropout == 0 and args.patience is None)

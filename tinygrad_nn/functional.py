@@ -136,3 +136,166 @@ def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
                          f"shape {x.shape}")
     start = start_axis % x.ndim if x.ndim else 0
     return ops.reshape(x, shape=x.shape[:start] + (-1,))
+
+
+# --- images (n, c, h, w), PyTorch's conventions -------------------------------------------
+
+Pair = int | tuple[int, int]
+
+
+def _pair(value: Pair, who: str, name: str, low: int) -> tuple[int, int]:
+    """An int or a pair of ints (PyTorch's `_pair`), each at least `low`."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= low for v in pair):
+        raise ValueError(f"{who}: {name} must be an int >= {low} or a pair of them, not "
+                         f"{value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _image_shape(x: Any, who: str, what: str = "input") -> tuple[int, ...]:
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(shape) != 4:
+        raise ValueError(f"{who}: {what} must be 4-D (n, c, h, w), not of shape {shape}")
+    return shape
+
+
+def _window_fits(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int], who: str) -> None:
+    for k, size, pad in zip(kernel, shape[2:], padding):
+        if size + 2 * pad < k:
+            raise ValueError(f"{who}: kernel {kernel} is larger than the padded input "
+                             f"{tuple(n + 2 * p for n, p in zip(shape[2:], padding))} (input "
+                             f"{shape}, padding {padding})")
+
+
+def pad(x: Any, padding: int | Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
+    """x framed by constant `value`s: numpy's per-axis ((before, after), ...) widths, one pair
+    per axis, or an int p for (p, p) on the last two axes (an image's height and width)."""
+    ndim = len(np.shape(x.data if isinstance(x, Tensor) else x))
+    if isinstance(padding, (int, np.integer)):
+        if ndim < 2:
+            raise ValueError(f"pad: an int padding pads the last two axes; the input has {ndim}")
+        widths = ((0, 0),) * (ndim - 2) + ((int(padding), int(padding)),) * 2
+    else:
+        widths = tuple(tuple(int(v) for v in pair) for pair in padding)
+        if len(widths) != ndim or any(len(p) != 2 for p in widths):
+            raise ValueError(f"pad: padding needs one (before, after) pair per axis of the "
+                             f"{ndim}-D input, not {padding!r}")
+    if any(v < 0 for pair in widths for v in pair):
+        raise ValueError(f"pad: widths must be >= 0, not {padding!r}")
+    return ops.pad(x, widths=widths, value=value)
+
+
+def conv2d(x: Any, w: Any, b: Any = None, stride: Pair = 1, padding: Pair = 0) -> Tensor:
+    """torch.nn.functional.conv2d (no dilation or groups): x (n, c_in, h, w), w (c_out, c_in,
+    kh, kw), b (c_out,) or None; output (n, c_out, (h + 2p - kh)//s + 1, ...). Its memory is
+    channels-last (see tinygrad_nn.ops): same values, faster next layers."""
+    stride, padding = _pair(stride, "conv2d", "stride", 1), _pair(padding, "conv2d", "padding", 0)
+    xs, ws = _image_shape(x, "conv2d"), _image_shape(w, "conv2d", "weight")
+    if xs[1] != ws[1]:
+        raise ValueError(f"conv2d: input {xs} has {xs[1]} channels but weight {ws} expects "
+                         f"{ws[1]} (weight is (c_out, c_in, kh, kw))")
+    _window_fits(xs, ws[2:], stride, padding, "conv2d")
+    if b is None:
+        return ops.conv2d(x, w, stride=stride, padding=padding)
+    if np.shape(b.data if isinstance(b, Tensor) else b) != (ws[0],):
+        raise ValueError(f"conv2d: bias must have shape ({ws[0]},), not "
+                         f"{np.shape(b.data if isinstance(b, Tensor) else b)}")
+    return ops.conv2d(x, w, b, stride=stride, padding=padding)
+
+
+def _pool_args(x: Any, kernel_size: Pair, stride: Pair | None, padding: Pair,
+               who: str) -> dict:
+    kernel = _pair(kernel_size, who, "kernel_size", 1)
+    stride = kernel if stride is None else _pair(stride, who, "stride", 1)
+    padding = _pair(padding, who, "padding", 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{who}: padding {padding} must be at most half the kernel "
+                         f"{kernel} (as PyTorch requires)")
+    _window_fits(_image_shape(x, who), kernel, stride, padding, who)
+    return {"kernel": kernel, "stride": stride, "padding": padding}
+
+
+def max_pool2d(x: Any, kernel_size: Pair, stride: Pair | None = None,
+               padding: Pair = 0) -> Tensor:
+    """torch.nn.functional.max_pool2d: the max of each window (stride defaults to
+    kernel_size; padding counts as -inf). Ties: the whole gradient goes to the FIRST
+    maximum of each window in row-major scan order, PyTorch's rule."""
+    return ops.max_pool2d(x, **_pool_args(x, kernel_size, stride, padding, "max_pool2d"))
+
+
+def avg_pool2d(x: Any, kernel_size: Pair, stride: Pair | None = None,
+               padding: Pair = 0) -> Tensor:
+    """torch.nn.functional.avg_pool2d with count_include_pad=True: padded zeros count in
+    each window's mean."""
+    return ops.avg_pool2d(x, **_pool_args(x, kernel_size, stride, padding, "avg_pool2d"))
+
+
+def _bn_check(x: Any, running: Any, who: str) -> tuple[int, int]:
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(shape) not in (2, 4):
+        raise ValueError(f"{who}: input must be (n, c) or (n, c, h, w), not of shape {shape}")
+    for name, r in running.items():
+        if r is not None and np.shape(r.data if isinstance(r, Tensor) else r) != (shape[1],):
+            raise ValueError(f"{who}: {name} must have shape ({shape[1]},) for input {shape}")
+    return shape[1], int(np.prod(shape, dtype=np.int64)) // shape[1]
+
+
+def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
+               bias: Any = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """torch.nn.functional.batch_norm over axis 1 of x (n, c) or (n, c, h, w).
+
+    Training: normalised with the batch's mean and biased variance (one fused primitive,
+    its VJP differentiating the statistics too), and running_mean, running_var (arrays
+    or Tensors, or None) updated IN PLACE, through primitives with out= so that a `jit`
+    replay updates them too: r = (1 - momentum)·r + momentum·s, s the mean and the
+    UNBIASED variance. Eval: normalised with the running estimates (plain primitives).
+    """
+    c, m = _bn_check(x, {"running_mean": running_mean, "running_var": running_var,
+                         "weight": weight, "bias": bias}, "batch_norm")
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: eval mode (training=False) needs running_mean and "
+                             "running_var")
+        shape = (1, c, 1, 1) if np.ndim(x.data if isinstance(x, Tensor) else x) == 4 else (c,)
+        scale = 1.0 / ops.sqrt(Tensor._make(to_array(running_var)) + eps)
+        if weight is not None:
+            scale = scale * weight
+        shift = -Tensor._make(to_array(running_mean)) * scale
+        if bias is not None:
+            shift = shift + bias
+        return x * ops.reshape(scale, shape=shape) + ops.reshape(shift, shape=shape)
+    if m < 2:
+        raise ValueError(f"batch_norm: training needs more than one value per channel, "
+                         f"got input of shape {np.shape(x.data if isinstance(x, Tensor) else x)}")
+    stats = ops.batch_stats(x.detach() if isinstance(x, Tensor) else x)
+    stats = stats.data if isinstance(stats, Tensor) else stats
+    for row, running, correction in ((0, running_mean, 1.0), (1, running_var, m / (m - 1))):
+        if running is not None:
+            array = running.data if isinstance(running, Tensor) else running
+            ops.running_average(array, stats, row=row, momentum=momentum,
+                                correction=correction, out=array)
+    if weight is None and bias is None:
+        return ops.batch_norm(x, stats=stats, eps=eps)
+    if weight is None or bias is None:  # one of them: the other as its identity
+        like = x if isinstance(x, Tensor) else Tensor(x)
+        weight = ops.constant(np.ones(c, like.dtype), like) if weight is None else weight
+        bias = ops.constant(np.zeros(c, like.dtype), like) if bias is None else bias
+    return ops.batch_norm(x, weight, bias, stats=stats, eps=eps)
+
+
+def gelu(x: Any) -> Tensor:
+    """PyTorch's default (exact) GELU, x·Φ(x) with Φ the standard normal CDF (computed with
+    W. J. Cody's erfc, to float64 rounding); not the tanh approximation."""
+    return ops.gelu(x)
+
+
+def silu(x: Any) -> Tensor:
+    """SiLU (swish): x·σ(x), torch.nn.functional.silu."""
+    return ops.silu(x)
+
+
+def elu(x: Any, alpha: float = 1.0) -> Tensor:
+    """torch.nn.functional.elu: x for x > 0, alpha·(e^x - 1) otherwise."""
+    return ops.elu(x, alpha=alpha)

@@ -1,4 +1,5 @@
-"""Layers of neurons made of autograd primitives: `Module`, `Linear`, activations, `Sequential`.
+"""Layers of neurons made of autograd primitives: `Module`, `Linear`, `Conv2d`, pooling, batch
+norm, activations, `Sequential`, with PyTorch's names, arguments and defaults.
 
 A layer of sigmoid neurons computes a^l = σ(z^l) with z^l = w^l a^{l-1} + b^l (eq. 1.7 for
 every neuron of the layer at once). Here that is `Sequential(Linear(n_in, n_out), Sigmoid())`.
@@ -9,14 +10,18 @@ gives z = x wᵀ + b of shape (m, n_out), one fused `ops.linear` call.
 Nothing here computes a derivative by hand: `backward()` on a cost differentiates these
 layers through the primitives' VJPs.
 
-Also here: weight initialisation by name (`init_weights`), training and evaluation modes
-(`Module.train` / `Module.eval`, which only `Dropout` looks at), and a module's parameters as
-named arrays (`Module.state_dict`, `save_state`, `load_state`).
+Also here: weight initialisation by name (`init_weights`; `Linear` and `Conv2d` default to
+PyTorch's uniform U(-1/√fan_in, 1/√fan_in), the tutorial's `Network` keeps its N(0, 1)),
+training and evaluation modes (`Module.train` / `Module.eval`, which `Dropout` and batch norm
+look at), a module's parameters and buffers as named arrays (`Module.state_dict`,
+`save_state`, `load_state`), and training checkpoints in the same file format
+(`save_checkpoint`, `load_checkpoint`: model, optimizer, schedule and epoch in one .npz).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import struct
@@ -39,15 +44,17 @@ from . import functional as F
 from . import ops
 from .tensor import Tensor, _GradMode, as_tensor, watch
 
-__all__ = ["INITS", "Dropout", "Flatten", "LeakyReLU", "Linear", "Module", "ReLU", "Sequential",
-           "Sigmoid", "Softmax", "Tanh", "init_weights", "load_state", "save_state"]
+__all__ = ["DEFAULT_INIT", "ELU", "GELU", "INITS", "AvgPool2d", "BatchNorm1d", "BatchNorm2d",
+           "Conv2d", "Dropout", "Flatten", "LeakyReLU", "Linear", "MaxPool2d", "Module", "ReLU",
+           "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "init_weights", "load_checkpoint",
+           "load_state", "save_checkpoint", "save_state"]
 
 RNG = np.random.Generator | int | None
 
 # --- weight initialisation ------------------------------------------------------------------
 
-#: Each scheme draws w ~ N(0, 1/d): standard normals divided by √d (a division rather than a
-#: product, so "scaled" weights are bit-identical to those of earlier versions).
+#: Each normal scheme draws w ~ N(0, 1/d): standard normals divided by √d (a division rather
+#: than a product, so "scaled" weights are bit-identical to those of earlier versions).
 _WEIGHT_DIVISOR: dict[str, Callable[[int, int], float]] = {
     "standard": lambda n_in, n_out: 1.0,               # the tutorial: N(0, 1)
     "scaled": lambda n_in, n_out: n_in,                # the sequel: N(0, 1/n_in)
@@ -55,41 +62,80 @@ _WEIGHT_DIVISOR: dict[str, Callable[[int, int], float]] = {
     "he": lambda n_in, n_out: n_in / 2,                # He et al.: N(0, 2/n_in)
 }
 _ALIASES = {"glorot": "xavier", "kaiming": "he"}
-INITS = ("standard", "scaled", "xavier", "glorot", "he", "kaiming")
+#: "pytorch" (the default of `Linear` and `Conv2d`) first, then the normal schemes.
+INITS = ("pytorch", "standard", "scaled", "xavier", "glorot", "he", "kaiming")
+#: The default of `Linear` and `Conv2d`: PyTorch's, so that a model written the PyTorch way
+#: trains as it does there. The tutorial's `Network` passes "standard" (N(0, 1)) itself.
+DEFAULT_INIT = "pytorch"
 
 
 def _generator(rng: RNG) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def init_weights(shape: tuple[int, int], scheme: str = "standard",
-                 rng: RNG = None) -> np.ndarray:
-    """Initial weights of shape (n_out, n_in), float64, drawn from a *normal* N(0, σ²):
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight of shape (n_out, n_in, *kernel), as PyTorch computes them.
 
-    - ``"standard"``: σ² = 1, the tutorial's network.
-    - ``"scaled"``: σ² = 1/n_in, the sequel's: Var z ≈ 1 for inputs of variance 1, so
+    A convolution's weight (c_out, c_in, kh, kw) feeds each output from c_in·kh·kw inputs
+    (fan_in) and sends each input to c_out·kh·kw outputs (fan_out):
+    torch.nn.init._calculate_fan_in_and_fan_out.
+    """
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def init_weights(shape: tuple[int, ...], scheme: str = "standard",
+                 rng: RNG = None) -> np.ndarray:
+    """Initial weights of shape (n_out, n_in) (or (c_out, c_in, kh, kw)), float64.
+
+    fan_in is n_in (c_in·kh·kw for a convolution), fan_out n_out (c_out·kh·kw):
+
+    - ``"pytorch"``: the *uniform* U(-1/√fan_in, 1/√fan_in), PyTorch's default for
+      ``nn.Linear`` and ``nn.Conv2d`` (``kaiming_uniform_(w, a=√5)``: gain √(2/(1 + 5)) times
+      the bound √(3/fan_in)). The default of `Linear` and `Conv2d`, not of this function.
+    - ``"standard"``: N(0, 1), the tutorial's network.
+    - ``"scaled"``: N(0, 1/fan_in), the sequel's: Var z ≈ 1 for inputs of variance 1, so
       sigmoid neurons do not start saturated.
-    - ``"xavier"`` (alias ``"glorot"``): σ² = 2/(n_in + n_out), Glorot and Bengio (2010);
-      PyTorch's ``xavier_normal_`` (gain 1), not the uniform variant.
-    - ``"he"`` (alias ``"kaiming"``): σ² = 2/n_in, He et al. (2015), for ReLU layers; PyTorch's
-      ``kaiming_normal_`` (fan_in, relu gain).
+    - ``"xavier"`` (alias ``"glorot"``): N(0, 2/(fan_in + fan_out)), Glorot and Bengio
+      (2010); PyTorch's ``xavier_normal_`` (gain 1), not the uniform variant.
+    - ``"he"`` (alias ``"kaiming"``): N(0, 2/fan_in), He et al. (2015), for ReLU layers;
+      PyTorch's ``kaiming_normal_`` (fan_in, relu gain).
 
     `rng` is a `np.random.Generator` (consumed), a seed, or None for a fresh generator.
 
     >>> init_weights((3, 4), "he", rng=0).shape
     (3, 4)
+    >>> bool(abs(init_weights((3, 4), "pytorch", rng=0)).max() <= 1 / 4 ** 0.5)
+    True
     """
     if scheme not in INITS:
         raise ValueError(f"init_weights: scheme must be one of {', '.join(INITS)}, "
                          f"got {scheme!r}")
-    if (not isinstance(shape, tuple) or len(shape) != 2
+    if (not isinstance(shape, tuple) or len(shape) < 2
             or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape)):
-        raise ValueError(f"init_weights: shape must be (n_out, n_in), two positive integers; "
-                         f"got {shape!r}")
-    n_out, n_in = shape
-    weight = _generator(rng).standard_normal(shape)
-    weight /= np.sqrt(_WEIGHT_DIVISOR[_ALIASES.get(scheme, scheme)](n_in, n_out))
+        raise ValueError(f"init_weights: shape must be (n_out, n_in) or (c_out, c_in, kh, kw), "
+                         f"positive integers; got {shape!r}")
+    fan_in, fan_out = _fans(shape)
+    rng = _generator(rng)
+    if scheme == "pytorch":
+        bound = 1 / math.sqrt(fan_in)
+        return rng.uniform(-bound, bound, shape)
+    weight = rng.standard_normal(shape)
+    weight /= np.sqrt(_WEIGHT_DIVISOR[_ALIASES.get(scheme, scheme)](fan_in, fan_out))
     return weight
+
+
+def _init_bias(n: int, fan_in: int, scheme: str, rng: np.random.Generator) -> np.ndarray:
+    """The bias that goes with `init_weights`' scheme, drawn after the weights (as PyTorch).
+
+    "pytorch": U(-1/√fan_in, 1/√fan_in), PyTorch's ``reset_parameters``; "standard" and
+    "scaled": N(0, 1), the tutorial's and the sequel's; "xavier" and "he": zeros, as in
+    those papers.
+    """
+    if scheme == "pytorch":
+        bound = 1 / math.sqrt(fan_in)
+        return rng.uniform(-bound, bound, n)
+    return rng.standard_normal(n) if scheme in ("standard", "scaled") else np.zeros(n)
 
 
 _UNSET = object()
@@ -108,10 +154,21 @@ class Module:
     ``0``, ``1``, ... A tensor reachable by two paths keeps the first name.
 
     `training` is True until `eval()` (or `train(False)`) switches this module and every
-    sub-module to evaluation mode; only modules that behave differently (`Dropout`) read it.
+    sub-module to evaluation mode; only modules that behave differently (`Dropout`,
+    `BatchNorm1d`/`BatchNorm2d`) read it.
+
+    *Buffers* are state that is saved but not learned, as PyTorch's ``register_buffer``:
+    batch norm's ``running_mean`` and ``running_var``. `register_buffer` names them; they are
+    in `state_dict` (after the parameters of their module, PyTorch's order) and not in
+    `parameters`.
+
+    ``repr(module)`` is PyTorch's tree: ``Name(settings)`` for a module without sub-modules
+    (the settings come from `extra_repr`), and for one with sub-modules a line
+    ``(name): child`` for each, indented, so a custom Module prints its layers too.
     """
 
     training: bool = True  # a class default, so subclasses need not call an __init__
+    _buffer_names: frozenset[str] = frozenset()  # set by register_buffer, per instance
     _assignments = 0  # counts assignments to any module's attributes
     _mode_switches = 0  # counts assignments of any module's training flag (train(), eval())
 
@@ -145,16 +202,38 @@ class Module:
                 yield name, value
 
     def _walk(self, prefix: str) -> Iterator[tuple[str, Any]]:
-        """Depth first: every sub-module and every parameter, with its path from the root."""
+        """Depth first: every sub-module, parameter and buffer, with its path from the root."""
+        buffers = self._buffer_names
         for name, value in self._members():
             if isinstance(value, Module):
                 yield prefix + name, value
                 yield from value._walk(f"{prefix}{name}.")
-            elif isinstance(value, Tensor) and value.requires_grad:
+            elif isinstance(value, Tensor) and (value.requires_grad or name in buffers):
                 yield prefix + name, value
 
-    def named_parameters(self) -> list[tuple[str, Tensor]]:
-        """(path, tensor) for every parameter, each tensor once, in `parameters()` order."""
+    def register_buffer(self, name: str, tensor: Tensor) -> None:
+        """Keep `tensor` as the attribute `name`, saved in `state_dict` but not a parameter.
+
+        PyTorch's ``register_buffer``: state a module updates itself (batch norm's running
+        statistics), never by an optimizer. Update it in place with `ops` and ``out=`` (the
+        jit replays only primitives), not by assigning a new tensor at every step.
+        """
+        if not isinstance(tensor, Tensor) or tensor.requires_grad:
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor that does not require "
+                            f"grad (a parameter is an attribute that requires grad)")
+        self._buffer_names = self._buffer_names | {name}
+        setattr(self, name, tensor)
+
+    def named_buffers(self) -> list[tuple[str, Tensor]]:
+        """(path, tensor) for every buffer of this module and its sub-modules, each once."""
+        return [(name, t) for name, t in self._named_tensors() if not t.requires_grad]
+
+    def buffers(self) -> list[Tensor]:
+        """Every buffer (see `register_buffer`), each once, in `state_dict` order."""
+        return [t for _, t in self.named_buffers()]
+
+    def _named_tensors(self) -> list[tuple[str, Tensor]]:
+        """Parameters and buffers by path, each tensor once: the order of `state_dict`."""
         seen: set[int] = set()
         named = []
         for name, value in self._walk(""):
@@ -162,6 +241,10 @@ class Module:
                 seen.add(id(value))
                 named.append((name, value))
         return named
+
+    def named_parameters(self) -> list[tuple[str, Tensor]]:
+        """(path, tensor) for every parameter, each tensor once, in `parameters()` order."""
+        return [(name, t) for name, t in self._named_tensors() if t.requires_grad]
 
     def parameters(self) -> list[Tensor]:
         """Every trainable tensor of this module and its sub-modules, each once, in order."""
@@ -187,6 +270,27 @@ class Module:
         """Evaluation mode (`train(False)`): dropout off. Returns self."""
         return self.train(False)
 
+    def extra_repr(self) -> str:
+        """The settings shown inside ``Name(...)`` by `repr` (PyTorch's hook); "" here."""
+        return ""
+
+    def _children(self) -> list[tuple[str, Module]]:
+        """The direct sub-modules, by name (a list's items as name.0, name.1, ...)."""
+        return [(name, value) for name, value in self._members() if isinstance(value, Module)]
+
+    def __repr__(self) -> str:
+        # PyTorch's Module.__repr__: the settings alone on one line; with sub-modules, the
+        # settings and then "(name): child" each on a line of its own, indented by two.
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        children = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                    for name, child in self._children()]
+        if len(lines) == 1 and not children:
+            return f"{type(self).__name__}({lines[0]})"
+        if not lines and not children:
+            return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines + children) + "\n)"
+
     def zero_grad(self) -> None:
         """Forget the gradients of every parameter (set `.grad` to None, as PyTorch does)."""
         params = self.parameters()
@@ -196,11 +300,16 @@ class Module:
             p.grad = None
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """A copy of every parameter's array, by path (see the class docstring), in order."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """A copy of every parameter's and buffer's array, by path (see the class docstring).
+
+        PyTorch's order: depth first, each module's tensors in the order they were assigned
+        (batch norm: ``weight``, ``bias``, ``running_mean``, ``running_var``,
+        ``num_batches_tracked``).
+        """
+        return OrderedDict((name, t.data.copy()) for name, t in self._named_tensors())
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Copy the arrays of `state` into this module's parameters, in place.
+        """Copy the arrays of `state` into this module's parameters and buffers, in place.
 
         The names must be exactly those of `state_dict()` and every shape must match; otherwise
         a ValueError lists the missing and unexpected names and the shape mismatches, and no
@@ -212,7 +321,7 @@ class Module:
         there silently, a wrong result we would rather not give. An inf or NaN in the state
         is kept as it is; a value that merely rounds (to float32's largest, say) is loaded.
         """
-        own = dict(self.named_parameters())
+        own = dict(self._named_tensors())
         problems = []
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
@@ -265,11 +374,19 @@ def _positive_int(value: Any, name: str, who: str) -> int:
 class Linear(Module):
     """z = x wᵀ + b: the weighted inputs of a layer of n_out neurons with n_in inputs each.
 
-    `weight` has shape (n_out, n_in) (w_jk joins input k to neuron j) and `bias` shape (n_out,),
-    both Tensors that require grad. Initialisation, from `rng` (a `np.random.Generator`, a seed,
-    or None for a fresh generator), by the name `init` (see `init_weights` for the formulas):
+    PyTorch's ``nn.Linear(in_features, out_features)``, named as in the tutorial. `weight` has
+    shape (n_out, n_in) (w_jk joins input k to neuron j) and `bias` shape (n_out,), both
+    Tensors that require grad (``bias=False``: no bias, z = x wᵀ). Initialisation, from `rng`
+    (a `np.random.Generator`, a seed, or None for a fresh generator), by the name `init` (see
+    `init_weights` for the formulas):
 
-    - ``"standard"``: weights and biases drawn from N(0, 1), as in the tutorial's network.
+    - ``"pytorch"``, **the default**: weights and biases from U(-1/√n_in, 1/√n_in), PyTorch's
+      default, so that ``Sequential(Linear(64, 32), ReLU(), Linear(32, 10))`` trains as it
+      does in PyTorch.
+    - ``"standard"``: weights and biases from N(0, 1), the tutorial's network (`Network`
+      passes it; it was this class's default in earlier versions). With it, z of a layer
+      with n_in inputs starts with a standard deviation near √n_in: sigmoid neurons start
+      saturated and a ReLU model trained with Adam's small steps learns slowly.
     - ``"scaled"``: weights from N(0, 1/n_in), biases from N(0, 1), so that z starts with a
       variance of about 1 whatever n_in is and sigmoid neurons do not start saturated.
     - ``"xavier"``/``"glorot"`` (N(0, 2/(n_in + n_out))) and ``"he"``/``"kaiming"``
@@ -280,26 +397,218 @@ class Linear(Module):
     >>> layer = Linear(3, 2, rng=0)
     >>> layer.weight.shape, layer.bias.shape, layer(np.ones((5, 3))).shape
     ((2, 3), (2,), (5, 2))
+    >>> layer
+    Linear(n_in=3, n_out=2, init='pytorch')
     """
 
-    def __init__(self, n_in: int, n_out: int, init: str = "standard",
-                 rng: np.random.Generator | int | None = None) -> None:
+    def __init__(self, n_in: int, n_out: int, init: str = DEFAULT_INIT,
+                 rng: np.random.Generator | int | None = None, *, bias: bool = True) -> None:
         n_in = _positive_int(n_in, "n_in", "Linear")
         n_out = _positive_int(n_out, "n_out", "Linear")
         if init not in INITS:
             raise ValueError(f"Linear: init must be one of {', '.join(INITS)}, got {init!r}")
         rng = _generator(rng)
-        weight = init_weights((n_out, n_in), init, rng)
-        bias = rng.standard_normal(n_out) if init in ("standard", "scaled") else np.zeros(n_out)
-        self.weight = Tensor(weight, requires_grad=True)
-        self.bias = Tensor(bias, requires_grad=True)
+        self.weight = Tensor(init_weights((n_out, n_in), init, rng), requires_grad=True)
+        self.bias = (Tensor(_init_bias(n_out, n_in, init, rng), requires_grad=True) if bias
+                     else None)
         self.n_in, self.n_out, self.init = n_in, n_out, init
 
     def forward(self, x: Any) -> Tensor:
+        if self.bias is None:
+            return ops.matmul(x, ops.transpose(self.weight, axes=None))
         return ops.linear(x, self.weight, self.bias)
 
-    def __repr__(self) -> str:
-        return f"Linear(n_in={self.n_in}, n_out={self.n_out}, init={self.init!r})"
+    def extra_repr(self) -> str:
+        return (f"n_in={self.n_in}, n_out={self.n_out}, init={self.init!r}"
+                + ("" if self.bias is not None else ", bias=False"))
+
+
+def _pair(value: Any, name: str, who: str, least: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints (PyTorch's ``_pair``), each at least `least`."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                       and v >= least for v in pair)):
+        raise ValueError(f"{who}: {name} must be an integer >= {least} or a pair of them, "
+                         f"got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class Conv2d(Module):
+    """A 2-D convolution (cross-correlation, as in PyTorch): PyTorch's ``nn.Conv2d``.
+
+    For x of shape (n, in_channels, h, w), out[i, o] = bias[o] + Σ_c Σ_{u,v}
+    weight[o, c, u, v] · x_padded[i, c, s·y + u, s·x + v]: each output neuron is a neuron of
+    eq. 1.7 that sees a kh × kw patch of every input channel, and every position of a
+    channel shares the same weights (Nielsen's chapter 6, "local receptive fields" and
+    "shared weights"). `kernel_size`, `stride` and `padding` (zeros) are ints or pairs.
+
+    `weight` has shape (out_channels, in_channels, kh, kw) and `bias` (out_channels,).
+    Initialisation as `Linear` with fan_in = in_channels · kh · kw: by default PyTorch's
+    U(-1/√fan_in, 1/√fan_in) for both; `init` selects another scheme of `init_weights`.
+
+    >>> conv = Conv2d(1, 4, 3, padding=1, rng=0)
+    >>> conv.weight.shape, conv(np.zeros((2, 1, 8, 8))).shape
+    ((4, 1, 3, 3), (2, 4, 8, 8))
+    >>> conv
+    Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 bias: bool = True, *, init: str = DEFAULT_INIT, rng: RNG = None) -> None:
+        self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
+        self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = _pair(stride, "stride", "Conv2d")
+        self.padding = _pair(padding, "padding", "Conv2d", least=0)
+        if init not in INITS:
+            raise ValueError(f"Conv2d: init must be one of {', '.join(INITS)}, got {init!r}")
+        rng = _generator(rng)
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        self.weight = Tensor(init_weights(shape, init, rng), requires_grad=True)
+        fan_in = self.in_channels * math.prod(self.kernel_size)
+        self.bias = (Tensor(_init_bias(self.out_channels, fan_in, init, rng), requires_grad=True)
+                     if bias else None)
+        self.init = init
+
+    def forward(self, x: Any) -> Tensor:
+        return F.conv2d(_tensor(x), self.weight, self.bias, stride=self.stride,
+                        padding=self.padding)
+
+    def extra_repr(self) -> str:
+        # PyTorch's: positional channels, then the pairs; bias and init only when not default
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+        if self.bias is None:
+            text += ", bias=False"
+        return text if self.init == DEFAULT_INIT else f"{text}, init={self.init!r}"
+
+
+class _Pool2d(Module):
+    """What `MaxPool2d` and `AvgPool2d` share: PyTorch's arguments (stride defaults to the
+    kernel size, padding to 0, each an int or a pair)."""
+
+    _pool: Callable[..., Tensor]
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0) -> None:
+        who = type(self).__name__
+        self.kernel_size = _pair(kernel_size, "kernel_size", who)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", who)
+        self.padding = _pair(padding, "padding", who, least=0)
+        for k, p in zip(self.kernel_size, self.padding):
+            if p > k // 2:  # PyTorch's rule: a window must hold at least one input value
+                raise ValueError(f"{who}: padding {self.padding} must be at most half the "
+                                 f"kernel size {self.kernel_size}")
+
+    def extra_repr(self) -> str:
+        def show(pair: tuple[int, int]) -> Any:
+            return pair[0] if pair[0] == pair[1] else pair
+        return (f"kernel_size={show(self.kernel_size)}, stride={show(self.stride)}, "
+                f"padding={show(self.padding)}")
+
+
+class MaxPool2d(_Pool2d):
+    """The largest value of each kernel_size window of each channel: PyTorch's ``nn.MaxPool2d``.
+
+    For x of shape (n, c, h, w). The gradient goes to the first maximum of each window (in
+    row-major order), as PyTorch's; padding is -inf, so it is never the maximum.
+
+    >>> MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4)).data[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+
+    def forward(self, x: Any) -> Tensor:
+        return F.max_pool2d(_tensor(x), self.kernel_size, stride=self.stride,
+                            padding=self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each kernel_size window of each channel: PyTorch's ``nn.AvgPool2d``.
+
+    For x of shape (n, c, h, w); the zeros of padding count in the mean (PyTorch's
+    ``count_include_pad=True``).
+    """
+
+    def forward(self, x: Any) -> Tensor:
+        return F.avg_pool2d(_tensor(x), self.kernel_size, stride=self.stride,
+                            padding=self.padding)
+
+
+class _BatchNorm(Module):
+    """Batch normalisation (Ioffe & Szegedy, 2015), as PyTorch's ``nn.BatchNorm1d/2d``.
+
+    Each channel c (axis 1) is normalised over the batch and the spatial axes,
+    y = (x - μ_c) / √(σ²_c + eps) · weight[c] + bias[c]:
+
+    - in training mode μ and σ² are the batch's mean and *biased* variance, and the running
+      estimates move towards the batch's by `momentum`: running ← (1 - momentum)·running +
+      momentum·batch, with the *unbiased* variance (n/(n - 1)·σ²) for ``running_var``;
+    - in evaluation mode (`eval()`) μ and σ² are ``running_mean`` and ``running_var``.
+
+    `weight` (ones) and `bias` (zeros) are parameters of shape (num_features,);
+    ``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked`` are buffers:
+    in `state_dict`, not in `parameters`. They are updated in place by primitives
+    (`functional.batch_norm`), so a `jit` replay updates them too.
+    """
+
+    _ndims: tuple[int, ...] = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        who = type(self).__name__
+        self.num_features = _positive_int(num_features, "num_features", who)
+        if isinstance(eps, bool) or not isinstance(eps, Real) or not eps > 0:
+            raise ValueError(f"{who}: eps must be a number > 0, got {eps!r}")
+        if isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 <= momentum <= 1:
+            raise ValueError(f"{who}: momentum must be a number in [0, 1], got {momentum!r} "
+                             f"(PyTorch's momentum=None, a cumulative average, is not supported)")
+        self.eps, self.momentum = float(eps), float(momentum)
+        self.weight = Tensor(np.ones(self.num_features), requires_grad=True)
+        self.bias = Tensor(np.zeros(self.num_features), requires_grad=True)
+        self.register_buffer("running_mean", Tensor(np.zeros(self.num_features)))
+        self.register_buffer("running_var", Tensor(np.ones(self.num_features)))
+        self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
+
+    def forward(self, x: Any) -> Tensor:
+        x = _tensor(x)
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            want = " or ".join(f"{n}-D" for n in self._ndims)
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected a {want} "
+                             f"input with {self.num_features} channels on axis 1, got shape "
+                             f"{x.shape}")
+        if self.training:  # a counter, through a primitive so that a replay counts too
+            count = self.num_batches_tracked.data
+            ops.add(count, 1, out=count)
+        sequences = x.ndim == 3  # (n, c, length): normalised as images (n, c, length, 1)
+        if sequences:
+            x = ops.reshape(x, shape=(*x.shape, 1))
+        y = F.batch_norm(x, self.running_mean.data, self.running_var.data, self.weight,
+                         self.bias, training=self.training, momentum=self.momentum,
+                         eps=self.eps)
+        return ops.reshape(y, shape=y.shape[:3]) if sequences else y
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps!r}, momentum={self.momentum!r}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """`_BatchNorm` over rows (n, c) or sequences (n, c, length): PyTorch's ``nn.BatchNorm1d``.
+
+    >>> bn = BatchNorm1d(3)
+    >>> [name for name in bn.state_dict()]
+    ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
+    """
+
+    _ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """`_BatchNorm` over images (n, c, h, w), per channel: PyTorch's ``nn.BatchNorm2d``."""
+
+    _ndims = (4,)
 
 
 class Sigmoid(Module):
@@ -308,18 +617,12 @@ class Sigmoid(Module):
     def forward(self, z: Any) -> Tensor:
         return ops.sigmoid(z)
 
-    def __repr__(self) -> str:
-        return "Sigmoid()"
-
 
 class Tanh(Module):
     """tanh(z) = 2σ(2z) - 1, element-wise: a sigmoid stretched to (-1, 1)."""
 
     def forward(self, z: Any) -> Tensor:
         return ops.tanh(z)
-
-    def __repr__(self) -> str:
-        return "Tanh()"
 
 
 class ReLU(Module):
@@ -328,8 +631,33 @@ class ReLU(Module):
     def forward(self, z: Any) -> Tensor:
         return ops.relu(z)
 
-    def __repr__(self) -> str:
-        return "ReLU()"
+
+class GELU(Module):
+    """z·Φ(z) with Φ the standard normal's distribution function (Hendrycks & Gimpel, 2016):
+    PyTorch's ``nn.GELU()`` (the exact form, approximate='none'), element-wise."""
+
+    def forward(self, z: Any) -> Tensor:
+        return F.gelu(_tensor(z))
+
+
+class SiLU(Module):
+    """z·σ(z), element-wise ("swish"): PyTorch's ``nn.SiLU``."""
+
+    def forward(self, z: Any) -> Tensor:
+        return F.silu(_tensor(z))
+
+
+class ELU(Module):
+    """z for z > 0, alpha·(e^z - 1) otherwise, element-wise: PyTorch's ``nn.ELU(alpha=1.0)``."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = float(alpha)
+
+    def forward(self, z: Any) -> Tensor:
+        return F.elu(_tensor(z), alpha=self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha!r}"
 
 
 def _tensor(x: Any) -> Tensor:
@@ -347,8 +675,8 @@ class LeakyReLU(Module):
     def forward(self, z: Any) -> Tensor:
         return ops.leaky_relu(_tensor(z), slope=self.slope)
 
-    def __repr__(self) -> str:
-        return f"LeakyReLU(slope={self.slope!r})"
+    def extra_repr(self) -> str:
+        return f"slope={self.slope!r}"
 
 
 class Softmax(Module):
@@ -364,8 +692,8 @@ class Softmax(Module):
     def forward(self, z: Any) -> Tensor:
         return F.softmax(_tensor(z), axis=self.axis)
 
-    def __repr__(self) -> str:
-        return f"Softmax(axis={self.axis})"
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
 
 
 class Flatten(Module):
@@ -377,8 +705,8 @@ class Flatten(Module):
     def forward(self, x: Any) -> Tensor:
         return F.flatten(_tensor(x), self.start_axis)
 
-    def __repr__(self) -> str:
-        return f"Flatten(start_axis={self.start_axis})"
+    def extra_repr(self) -> str:
+        return f"start_axis={self.start_axis}"
 
 
 class Dropout(Module):
@@ -413,8 +741,8 @@ class Dropout(Module):
         dtype = x.dtype if x.dtype.kind == "f" else np.float64
         return ops.mul(x, ops.cast(ops.div(keep, 1 - self.p), dtype=dtype))  # a constant
 
-    def __repr__(self) -> str:
-        return f"Dropout(p={self.p!r})"
+    def extra_repr(self) -> str:
+        return f"p={self.p!r}"
 
 
 class Sequential(Module):
@@ -423,6 +751,13 @@ class Sequential(Module):
     >>> net = Sequential(Linear(2, 3, rng=0), Sigmoid(), Linear(3, 1, rng=1), Sigmoid())
     >>> [tuple(p.shape) for p in net.parameters()]
     [(3, 2), (3,), (1, 3), (1,)]
+    >>> net
+    Sequential(
+      (0): Linear(n_in=2, n_out=3, init='pytorch')
+      (1): Sigmoid()
+      (2): Linear(n_in=3, n_out=1, init='pytorch')
+      (3): Sigmoid()
+    )
     """
 
     def __init__(self, *layers: Module) -> None:
@@ -453,10 +788,6 @@ class Sequential(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self.layers)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(repr(layer) for layer in self.layers)
-        return f"Sequential({inner})"
 
 
 # --- parameters in a file -------------------------------------------------------------------
@@ -627,6 +958,8 @@ def open_model_file(path: str | os.PathLike[str], who: str = "") -> Iterator[Mod
 def load_state(module: Module, path: str | os.PathLike[str]) -> None:
     """Load parameters written by `save_state` into `module`, in place (`load_state_dict`).
 
+    A checkpoint of `save_checkpoint` works too: its model part is loaded.
+
     Read by `open_model_file`, which never unpickles. Raises FileNotFoundError if there is no
     file, and ValueError naming the file if it is a directory, empty, not an .npz archive (a
     text file, a pickle), damaged (a flipped bit, a truncation), holds object arrays, or does
@@ -635,7 +968,123 @@ def load_state(module: Module, path: str | os.PathLike[str]) -> None:
     """
     with open_model_file(path, "load_state: ") as archive:
         state = {key: archive.read(key) for key in archive.files}
+    if _META in state:  # a checkpoint of save_checkpoint: its model part
+        state = {k[len("model/"):]: v for k, v in state.items() if k.startswith("model/")}
     try:
         module.load_state_dict(state)
     except ValueError as err:
         raise ValueError(f"load_state: {os.fspath(path)}: {err}") from None
+
+
+# --- training checkpoints: model, optimizer, schedule and epoch in one .npz -----------------
+
+#: The member of a checkpoint that holds its description: JSON text as an array of bytes
+#: (uint8), so the file stays arrays only and is read with allow_pickle=False like any other.
+_META = "checkpoint.json"
+_FORMAT = "tinygrad_nn checkpoint"
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any = None,
+                    scheduler: Any = None, epoch: int | None = None,
+                    extra: Mapping[str, Any] | None = None) -> None:
+    """Write a training checkpoint to the .npz file `path`: everything needed to resume.
+
+    PyTorch's habit is ``torch.save({"model": model.state_dict(), "optimizer":
+    opt.state_dict(), ...}, path)``, a pickle; here the same content is one .npz archive of
+    arrays (never a pickle, read back by the hardened `open_model_file`): the model's
+    `state_dict` as ``model/<name>``, the optimizer's state arrays as
+    ``optimizer/<index>/<name>``, and a JSON description (the epoch, the optimizer's and
+    schedule's type and hyperparameters, `extra`, which must be JSON-serialisable: a seed, a
+    generator's ``bit_generator.state``) in the member ``checkpoint.json``. Written
+    atomically, as `save_state`.
+
+    `load_checkpoint` restores it; `load_state` reads the model out of it too.
+    """
+    arrays = {f"model/{name}": array for name, array in model.state_dict().items()}
+    meta: dict[str, Any] = {"format": _FORMAT, "version": 1, "epoch": epoch,
+                            "model": list(model.state_dict()), "optimizer": None,
+                            "scheduler": None, "extra": None if extra is None else dict(extra)}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+                  for group in state["param_groups"]]
+        meta["optimizer"] = {"type": type(optimizer).__name__, "param_groups": groups,
+                             "state": {str(i): list(entry) for i, entry in state["state"].items()}}
+        for i, entry in state["state"].items():
+            arrays.update({f"optimizer/{i}/{name}": value for name, value in entry.items()})
+    if scheduler is not None:
+        meta["scheduler"] = {"type": type(scheduler).__name__, "state": scheduler.state_dict()}
+    try:
+        text = json.dumps(meta)
+    except TypeError as err:
+        raise TypeError(f"save_checkpoint: extra must hold JSON values only ({err})") from None
+    arrays[_META] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def _read_checkpoint(path: str | os.PathLike[str],
+                     who: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(description, arrays) of a checkpoint; a `save_state` file is a model-only one."""
+    with open_model_file(path, who) as archive:
+        arrays = {key: archive.read(key) for key in archive.files}
+    if _META not in arrays:  # a file of save_state or Network.save: the model alone
+        return {"epoch": None, "extra": None, "optimizer": None, "scheduler": None,
+                "model": list(arrays)}, {f"model/{k}": v for k, v in arrays.items()}
+    where = f"{who}{os.fspath(path)}"
+    try:
+        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{where} is damaged (its {_META} is not JSON: {err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise ValueError(f"{where}: {_META} does not describe a {_FORMAT}")
+    return meta, arrays
+
+
+def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any = None,
+                    scheduler: Any = None) -> dict[str, Any]:
+    """Restore what `save_checkpoint` wrote into `model` (and `optimizer`, `scheduler`).
+
+    Returns ``{"epoch": ..., "extra": ...}`` as saved. Build the model, optimizer and
+    schedule as for the first run, load, and continue from epoch + 1: the weights then
+    follow the run that never stopped bit for bit (provided the data order and any random
+    generator are restored too, e.g. from `extra`). A file of `save_state` loads as a
+    model-only checkpoint (epoch None).
+
+    All or nothing: if the optimizer's or schedule's state does not fit, or the file holds
+    none while one is given, ValueError names the problem and the model, optimizer and
+    schedule are left as they were. Reading errors are those of `load_state`.
+    """
+    who = "load_checkpoint: "
+    meta, arrays = _read_checkpoint(path, who)
+    where = f"{who}{os.fspath(path)}"
+    wanted = {"optimizer": optimizer, "scheduler": scheduler}
+    for part, obj in wanted.items():
+        if obj is None:
+            continue
+        saved = meta.get(part)
+        if saved is None:
+            raise ValueError(f"{where} holds no {part} state (saved without one); load the "
+                             f"model with load_state, or pass {part}=None")
+        if saved.get("type") != type(obj).__name__:
+            raise ValueError(f"{where} holds the state of a {saved.get('type')}, not of a "
+                             f"{type(obj).__name__}")
+    model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    before = [(obj, obj.state_dict()) for obj in (model, optimizer, scheduler) if obj is not None]
+    try:
+        model.load_state_dict(model_state)
+        if optimizer is not None:
+            optimizer.load_state_dict(_optimizer_state(meta["optimizer"], arrays))
+        if scheduler is not None:
+            scheduler.load_state_dict(meta["scheduler"]["state"])
+    except (ValueError, TypeError, KeyError) as err:
+        for obj, state in before:  # all or nothing: put back what was already loaded
+            obj.load_state_dict(state)
+        raise ValueError(f"{where}: {err}") from None
+    return {"epoch": meta.get("epoch"), "extra": meta.get("extra")}
+
+
+def _optimizer_state(saved: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict:
+    """An optimizer's `state_dict` rebuilt from a checkpoint's description and arrays."""
+    state = {int(i): {name: arrays[f"optimizer/{i}/{name}"] for name in names}
+             for i, names in saved["state"].items()}
+    return {"state": state, "param_groups": saved["param_groups"]}

@@ -11,9 +11,13 @@ update rules and defaults exactly, so results can be compared number for number:
 - `Adam` keeps running means of g and g², m ← β₁ m + (1 - β₁) g and v ← β₂ v + (1 - β₂) g²,
   corrects their bias towards 0 at early steps t (m̂ = m / (1 - β₁ᵗ), v̂ = v / (1 - β₂ᵗ)) and
   steps p ← p - lr · m̂ / (√v̂ + ε).
-- ``weight_decay`` λ in `SGD` and `Adam` is L2 regularisation: it adds λ p to the gradient
-  (the sequel's C = C₀ + λ/(2n) Σ w² with λ/n written as one number). `AdamW` instead shrinks
-  the parameters directly, p ← p - lr · λ · p, before the Adam step ("decoupled" decay).
+- `RMSprop` keeps a running mean of g², v ← α v + (1 - α) g², and steps
+  p ← p - lr · g / (√v + ε) (with ``centered=True`` it divides by the running standard
+  deviation √(v - ḡ²) instead, and ``momentum`` μ accumulates b ← μ b + g / (√v + ε)).
+- ``weight_decay`` λ in `SGD`, `Adam` and `RMSprop` is L2 regularisation: it adds λ p to
+  the gradient (the sequel's C = C₀ + λ/(2n) Σ w² with λ/n written as one number). `AdamW`
+  instead shrinks the parameters directly, p ← p - lr · λ · p, before the Adam step
+  ("decoupled" decay).
 
 Every update is done *in place* on `p.data` (layers holding the arrays see the new values),
 with per-parameter state arrays allocated once and reused, so a step allocates nothing. The
@@ -31,10 +35,17 @@ exempt biases from weight decay. `decay_groups` builds the usual split:
 
 Schedules change each group's ``lr`` once per epoch by PyTorch's closed forms: `StepLR`,
 `ExponentialLR`, `CosineAnnealingLR`.
+
+Every optimizer and schedule has PyTorch's `state_dict()` / `load_state_dict()`: an
+optimizer's state is keyed by the parameter's index (its place in `params`), not by its
+identity, so it loads into a new optimizer over a new model; `nn.save_checkpoint` writes it
+with the model, the schedule and the epoch into one file, and training resumed from it gives
+the same weights, bit for bit, as training that never stopped.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from numbers import Real
@@ -46,7 +57,7 @@ from . import ops
 from .tensor import Tensor, _GradMode, watch
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler",
-           "Optimizer", "StepLR", "decay_groups"]
+           "Optimizer", "RMSprop", "StepLR", "decay_groups"]
 
 ParamsLike = Iterable[Tensor] | Iterable[Mapping[str, Any]]
 
@@ -92,6 +103,21 @@ def _check_eps(who: str, eps: Any) -> float:
     if eps <= 0:
         raise ValueError(f"{who}: eps must be > 0, got {eps!r}")
     return eps
+
+
+def _as_index(key: Any) -> int:
+    """A parameter index of a state dict: an int, or its digits (JSON makes keys text)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key)
+    if isinstance(key, str) and key.isdigit():
+        return int(key)
+    raise ValueError(f"load_state_dict: a parameter index must be an integer, got {key!r}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"a dict with keys {sorted(map(str, value))}"
+    return f"a {type(value).__name__}"
 
 
 # --- parameter groups ---------------------------------------------------------------------------
@@ -183,6 +209,10 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
+    #: The names of the state arrays that carry information from step to step (saved by
+    #: `state_dict`); every other entry is workspace, overwritten before it is read.
+    _state_names: tuple[str, ...] = ("step",)
+
     def _state(self, p: Tensor) -> dict[str, Any]:
         state = self.state.get(id(p))
         if state is None:
@@ -191,17 +221,133 @@ class Optimizer:
                                          "scratch": np.empty_like(p.data)}
         return state
 
-    def _hyperparameters(self) -> tuple:
-        # What `jit` watches: a replay bakes these in. Each group's hyperparameters and its
-        # parameters (one removed from a group is no longer updated), and every state array
-        # by identity, so that clearing the state or dropping one momentum buffer (a restart
-        # of momentum) is seen too.
-        groups = tuple((tuple(map(id, group["params"])),
-                        *((k, v) for k, v in group.items() if k != "params"))
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state and hyperparameters, as PyTorch's ``Optimizer.state_dict()``.
+
+        ``{"state": {i: {name: array}}, "param_groups": [{..., "params": [i, ...]}]}``, where
+        i is a parameter's index in `params` (the order the parameters were given), so the
+        state loads into an optimizer over another copy of the model. The arrays are copies
+        (PyTorch returns references): the dict is the state at this moment. Workspace arrays
+        (scratch buffers, Adam's bias corrections) are left out; they are rewritten before
+        they are read.
+        """
+        index = {id(p): i for i, p in enumerate(self.params)}
+        state = {}
+        for key, entry in self.state.items():
+            if key in index:
+                state[index[key]] = {name: np.array(value, copy=True)
+                                     for name, value in entry.items()
+                                     if name in self._state_names}
+        groups = [{**{k: v for k, v in group.items() if k != "params"},
+                   "params": [index[id(p)] for p in group["params"]]}
+                  for group in self.param_groups]
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load what `state_dict()` gave (of this optimizer or another of the same kind over
+        parameters of the same shapes), as PyTorch's ``Optimizer.load_state_dict``.
+
+        The groups must be as many and as large as this optimizer's; their hyperparameters
+        (the learning rate too) replace this optimizer's and are checked as the constructor
+        checks them. State arrays are copied, cast to their parameter's dtype (the step count
+        stays an integer). Anything that does not fit raises ValueError naming every problem,
+        and nothing changes.
+        """
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{who}: expected a dict with 'state' and 'param_groups' (what "
+                             f"state_dict() returns), got {_describe(state_dict)}")
+        groups, owner = self._loaded_groups(who, state_dict["param_groups"])
+        state, problems = {}, []
+        for key, entry in dict(state_dict["state"]).items():
+            p = owner.get(_as_index(key))
+            if p is None:
+                problems.append(f"state for parameter {key!r}, which no group holds")
+                continue
+            state[id(p)] = self._loaded_entry(p, _as_index(key), entry, problems)
+        if problems:
+            raise ValueError(f"{who}: the state does not fit this {type(self).__name__}: "
+                             f"{'; '.join(problems)}")
+        self.param_groups[:] = groups
+        self.state.clear()
+        self.state.update(state)
+
+    def _loaded_groups(self, who: str, saved: Any) -> tuple[list[dict[str, Any]],
+                                                            dict[int, Tensor]]:
+        """This optimizer's groups with `saved`'s hyperparameters, and which of this
+        optimizer's parameters each saved index names."""
+        saved = list(saved)
+        if len(saved) != len(self.param_groups):
+            raise ValueError(f"{who}: the state has {len(saved)} parameter groups, this "
+                             f"optimizer {len(self.param_groups)}")
+        groups, owner = [], {}
+        for k, (mine, theirs) in enumerate(zip(self.param_groups, saved)):
+            indices = list(theirs.get("params", ()))
+            if len(indices) != len(mine["params"]):
+                raise ValueError(f"{who}: group {k} of the state holds {len(indices)} "
+                                 f"parameters, this optimizer's {len(mine['params'])}")
+            options = {name: value for name, value in theirs.items() if name != "params"}
+            if set(options) != set(self.defaults):
+                raise ValueError(f"{who}: group {k} of the state has the options "
+                                 f"{sorted(options)}, {type(self).__name__} has "
+                                 f"{sorted(self.defaults)}")
+            group = {**options, "params": mine["params"]}
+            self._check_group(group)
+            groups.append(group)
+            owner.update({_as_index(i): p for i, p in zip(indices, mine["params"])})
+        return groups, owner
+
+    def _loaded_entry(self, p: Tensor, i: int, entry: Mapping[str, Any],
+                      problems: list[str]) -> dict[str, Any]:
+        """A fresh state entry for `p` (its workspace allocated) holding copies of `entry`."""
+        loaded = {"step": np.zeros((), dtype=np.int64), "scratch": np.empty_like(p.data)}
+        for name, value in entry.items():
+            value = np.asarray(value)
+            shape, dtype = ((), np.dtype(np.int64)) if name == "step" else (p.shape, p.dtype)
+            if name not in self._state_names:
+                problems.append(f"parameter {i} has an unknown state {name!r} (known: "
+                                f"{', '.join(self._state_names)})")
+            elif value.shape != shape or value.dtype.kind not in "fiu":
+                problems.append(f"state {name!r} of parameter {i} is {value.dtype} of shape "
+                                f"{value.shape}; expected numbers of shape {shape}")
+            else:
+                loaded[name] = value.astype(dtype)  # (astype copies)
+        return loaded
+
+    def _contents(self) -> tuple:
+        """What a captured step bakes in: each group's parameters and hyperparameters, and
+        every state array (by identity)."""
+        groups = tuple((tuple(group["params"]),
+                        tuple((k, v) for k, v in group.items() if k != "params"))
                        for group in self.param_groups)
-        state = tuple((key, *((name, id(value)) for name, value in entry.items()))
-                      for key, entry in self.state.items())
+        state = tuple((key, tuple(entry.items())) for key, entry in self.state.items())
         return groups, state
+
+    def _unchanged_since(self, contents: tuple) -> bool:
+        """Whether `_contents()` would still give `contents`, compared in place (this runs
+        before every replay, so it builds no tuples): a parameter removed from a group, a new
+        learning rate, the state cleared or one momentum buffer dropped all make it False."""
+        groups, state = contents
+        if len(self.param_groups) != len(groups) or len(self.state) != len(state):
+            return False
+        for group, (params, options) in zip(self.param_groups, groups):
+            now = group["params"]
+            if len(now) != len(params) or len(group) != len(options) + 1:
+                return False
+            for p, q in zip(now, params):
+                if p is not q:
+                    return False
+            for k, v in options:
+                if group.get(k) != v:
+                    return False
+        for key, items in state:
+            entry = self.state.get(key)
+            if entry is None or len(entry) != len(items):
+                return False
+            for name, value in items:
+                if entry.get(name) is not value:
+                    return False
+        return True
 
     @property
     def lr(self) -> float:
@@ -230,7 +376,8 @@ class Optimizer:
             for p in group["params"]:     # the step must not backpropagate through them
                 if p.grad is not None:
                     p._bump_version()
-        watch(self._hyperparameters)  # after the update, which may have made the state
+        if _GradMode.tape is not None:  # after the update, which may have made the state
+            watch(functools.partial(self._unchanged_since, self._contents()))
 
     def _state_restorer(self) -> Callable[[], None]:
         """A function that puts the state's entries back as they are now (the arrays'
@@ -277,6 +424,8 @@ class SGD(Optimizer):
     >>> w
     Tensor([0., 0.], requires_grad=True)
     """
+
+    _state_names = ("step", "momentum_buffer")
 
     def __init__(self, params: ParamsLike, lr: float, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
@@ -358,6 +507,7 @@ class Adam(Optimizer):
     """
 
     _decoupled = False
+    _state_names = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params: ParamsLike, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -384,6 +534,7 @@ class Adam(Optimizer):
                 if "exp_avg" not in state:
                     state["exp_avg"] = np.zeros_like(x)
                     state["exp_avg_sq"] = np.zeros_like(x)
+                if "corrections" not in state:  # (workspace: absent from a loaded state)
                     # lr / (1 - β₁ᵗ) and √(1 - β₂ᵗ), worked out in float64 and then taken
                     # in the parameter's dtype, as PyTorch's Python floats are.
                     state["corrections"] = np.zeros(2)
@@ -445,6 +596,116 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, lecture 6e of "Neural Networks for Machine Learning", 2012), with
+    torch.optim.RMSprop's update rule, defaults and state names.
+
+    Per parameter with gradient g (v, ḡ and b start at 0):
+
+    - weight_decay λ > 0:  g ← g + λ p  (L2 regularisation);
+    - v ← α v + (1 - α) g²  (``square_avg``);
+    - centered=True:  ḡ ← ḡ + (1 - α)(g - ḡ)  (``grad_avg``, torch's ``lerp_``; for α ≤ 0.5
+      torch's other form g - α(g - ḡ)), and d = √(v - ḡ²) + ε, the running standard
+      deviation of g; otherwise d = √v + ε;
+    - momentum μ > 0:  b ← μ b + g / d  (``momentum_buffer``), p ← p - lr · b;
+      otherwise p ← p - lr · g / d.
+
+    Unlike Adam there is no bias correction, so the first steps are large: v starts at
+    (1 - α) g², and the first step is lr · g / (0.1 |g|) = 10 lr in size with α = 0.99.
+    Raises ValueError for lr <= 0, alpha outside [0, 1], eps <= 0 (torch allows 0; here, as
+    in `Adam`, it must keep d > 0), momentum < 0 or weight_decay < 0.
+
+    >>> w = Tensor([1.0, -2.0], requires_grad=True)
+    >>> (w * w).sum().backward()          # g = [2, -4]: v = 0.01 g², the step 10 lr sign(g)
+    >>> RMSprop([w], lr=0.01).step()
+    >>> w
+    Tensor([ 0.9, -1.9], requires_grad=True)
+    """
+
+    _state_names = ("step", "square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(self, params: ParamsLike, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> None:
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps,
+                                  "weight_decay": weight_decay, "momentum": momentum,
+                                  "centered": centered})
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        group["alpha"] = _check_at_least_0("RMSprop", "alpha", group["alpha"])
+        if group["alpha"] > 1:
+            raise ValueError(f"RMSprop: alpha must be in [0, 1], got {group['alpha']!r}")
+        group["eps"] = _check_eps("RMSprop", group["eps"])
+        group["weight_decay"] = _check_at_least_0("RMSprop", "weight_decay",
+                                                  group["weight_decay"])
+        group["momentum"] = _check_at_least_0("RMSprop", "momentum", group["momentum"])
+        if not isinstance(group["centered"], (bool, np.bool_)):
+            raise ValueError(f"RMSprop: centered must be True or False, got "
+                             f"{group['centered']!r}")
+
+    def _update(self) -> None:
+        """One RMSprop update of every parameter that has a gradient (class docstring)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update_one(p, group)
+
+    def _update_one(self, p: Tensor, group: dict[str, Any]) -> None:
+        lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+        decay, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
+        g, x, state = p.grad.data, p.data, self._state(p)
+        for name, wanted in (("square_avg", True), ("momentum_buffer", mu > 0),
+                             ("grad_avg", centered)):
+            if wanted and name not in state:
+                state[name] = np.zeros_like(x)
+        v, s = state["square_avg"], state["scratch"]
+        ops.add(state["step"], 1, out=state["step"])
+        if decay:  # g + λp into a second array, never into p.grad
+            d = state.get("scratch2")
+            if d is None:
+                d = state["scratch2"] = np.empty_like(x)
+            ops.mul(x, decay, out=d)
+            ops.add(d, g, out=d)
+            g = d
+        # v ← α v + (1 - α) g², torch's addcmul order: ((1 - α) g) g.
+        ops.mul(v, alpha, out=v)
+        ops.mul(g, 1.0 - alpha, out=s)
+        ops.mul(s, g, out=s)
+        ops.add(v, s, out=v)
+        if centered:
+            self._centered_denominator(state["grad_avg"], g, v, s, alpha)
+        else:
+            ops.sqrt(v, out=s)
+        ops.add(s, eps, out=s)  # s = d, the denominator
+        if mu > 0:
+            b = state["momentum_buffer"]
+            ops.mul(b, mu, out=b)
+            ops.div(g, s, out=s)
+            ops.add(b, s, out=b)
+            ops.mul(b, lr, out=s)
+        else:
+            ops.div(g, s, out=s)
+            ops.mul(s, lr, out=s)
+        ops.sub(x, s, out=x)
+
+    @staticmethod
+    def _centered_denominator(ga: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray,
+                              alpha: float) -> None:
+        """ḡ ← lerp(ḡ, g, 1 - α) in place, then s ← √(v - ḡ²)."""
+        weight = 1.0 - alpha
+        ops.sub(g, ga, out=s)
+        if weight < 0.5:  # torch's lerp: start + w (end - start) ...
+            ops.mul(s, weight, out=s)
+            ops.add(ga, s, out=ga)
+        else:  # ... or, for w >= 0.5, end - (1 - w)(end - start)
+            ops.mul(s, alpha, out=s)
+            ops.sub(g, s, out=ga)
+        ops.mul(ga, ga, out=s)
+        ops.sub(v, s, out=s)
+        ops.sqrt(s, out=s)
+
+
 # --- learning-rate schedules ----------------------------------------------------------------
 
 
@@ -481,6 +742,41 @@ class LRScheduler:
     def get_last_lr(self) -> list[float]:
         """The lr of each parameter group, as set by the last `step()` (or the constructor)."""
         return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every attribute but the optimizer, as PyTorch's ``LRScheduler.state_dict()``:
+        ``last_epoch``, ``base_lrs`` and the schedule's own settings (Python numbers)."""
+        return {name: list(value) if isinstance(value, list) else value
+                for name, value in vars(self).items() if name != "optimizer"}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load what `state_dict()` gave, then set every group's lr for the loaded epoch.
+
+        Setting the lr (which PyTorch leaves to the optimizer's own `load_state_dict`) makes
+        the order of the two loads indifferent, and a scheduler made after the optimizer's
+        state was loaded, from the loaded lr, still resumes the saved schedule exactly. The
+        names must be this schedule's; otherwise ValueError, and nothing changes.
+        """
+        who = f"{type(self).__name__}.load_state_dict"
+        own = self.state_dict()
+        if not isinstance(state_dict, Mapping) or set(state_dict) != set(own):
+            raise ValueError(f"{who}: expected the keys {sorted(own)}, got "
+                             f"{_describe(state_dict)}")
+        base_lrs = list(state_dict["base_lrs"])
+        if len(base_lrs) != len(self.optimizer.param_groups):
+            raise ValueError(f"{who}: the state has {len(base_lrs)} base learning rates, the "
+                             f"optimizer {len(self.optimizer.param_groups)} parameter groups")
+        epoch = state_dict["last_epoch"]
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"{who}: last_epoch must be an integer >= 0, got {epoch!r}")
+        for name, value in state_dict.items():
+            if name not in ("base_lrs", "last_epoch") and not isinstance(value, Real):
+                raise ValueError(f"{who}: {name} must be a number, got {value!r}")
+        for name, value in state_dict.items():
+            setattr(self, name, value)
+        self.base_lrs = [_check_lr(who, lr) for lr in base_lrs]
+        self.last_epoch = int(epoch)
+        self._apply()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(epoch {self.last_epoch}, lr {self.get_last_lr()})"

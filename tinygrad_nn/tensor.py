@@ -349,6 +349,19 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor._make(self.data)
 
+    def clone(self) -> Tensor:
+        """A copy in memory of its own that stays in the graph, as PyTorch's ``clone()``.
+
+        The gradient flows back to this tensor unchanged (d clone(x)/dx = 1); writing to the
+        copy's `.data` leaves this tensor alone. `detach()` is the opposite: shared memory,
+        no graph. (`Tensor(t)` copies too, but as a new leaf cut from the graph.)
+        """
+        return ops.copy(self)
+
+    def numel(self) -> int:
+        """The number of elements, as PyTorch's ``numel()`` (numpy's name: `size`)."""
+        return int(self.data.size)
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Make this leaf record its gradient (floating-point tensors only)."""
         if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:

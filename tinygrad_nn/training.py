@@ -280,11 +280,13 @@ def cast_parameters(model: Any, dtype: Any) -> None:
 
     Float32 halves the memory traffic of every matrix product, which is what an epoch on
     MNIST-sized data spends its time on. Call it before building the optimizer, whose state
-    arrays take the parameters' dtype. The tensors stay the same objects.
+    arrays take the parameters' dtype. The tensors stay the same objects. Floating-point
+    buffers (batch norm's running estimates) are cast too, so evaluation stays in `dtype`.
     """
     dtype = _checks.float_dtype("cast_parameters", dtype)
-    for p in model.parameters():
-        p.data = p.data.astype(dtype, copy=False)
+    buffers = getattr(model, "buffers", lambda: [])()
+    for t in (*model.parameters(), *(b for b in buffers if b.dtype.kind == "f")):
+        t.data = t.data.astype(dtype, copy=False)
 
 
 # --- evaluating ---------------------------------------------------------------------------------
