@@ -554,6 +554,11 @@ primitive_cases = {
     "log_sigmoid": _unary_case("log_sigmoid", lambda s: float_arrays(s, -6.0, 6.0)),
     "sign": _unary_case("sign", relu_inputs),  # away from the jump at 0
     "floor": _unary_case("floor", lambda s: away_from_integers(s)),
+    # (x / y away from integers: y = 1 and x away from them, so no jump is crossed)
+    "floor_divide": _binary_case("floor_divide", right=lambda s: float_arrays(s, 1.0, 1.0),
+                                 left=lambda s: away_from_integers(s)),
+    "remainder": _binary_case("remainder", right=lambda s: float_arrays(s, 1.0, 1.0),
+                              left=lambda s: away_from_integers(s)),
     "conv2d": _conv2d_case(),
     "conv2d_input_grad": _conv2d_case("conv2d_input_grad"),
     "conv2d_weight_grad": _conv2d_case("conv2d_weight_grad"),

@@ -392,3 +392,16 @@ def test_cross_entropy_cost_of_sigmoid_matches_torch_bce_with_logits(z):
     ref.backward()
     np.testing.assert_allclose(cost.item(), ref.item(), rtol=1e-15)
     np.testing.assert_allclose(t.grad.data, tz.grad.numpy(), rtol=1e-15, atol=1e-300)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda: Tensor(1e300, dtype=np.float32), np.float32(np.inf)),
+    (lambda: Tensor(np.array([1e300, -1e300]), dtype=np.float32),
+     np.array([np.inf, -np.inf], np.float32)),
+    (lambda: Tensor([1e300, -1e300]).astype(np.float16), np.array([np.inf, -np.inf], np.float16)),
+])
+def test_a_float_beyond_a_narrower_dtype_becomes_inf_silently(make, expected):
+    """numpy warns "overflow encountered in cast"; PyTorch gives ±inf silently (the suite
+    runs with warnings as errors, so a warning fails this test)."""
+    values = make().data
+    assert values.dtype == expected.dtype and np.array_equal(values, expected)

@@ -331,22 +331,22 @@ def test_grad_through_a_python_conversion_is_not_taken():
     assert g.item() == 2.0
 
 
-ROUNDED_QUOTIENT = pytest.mark.xfail(
-    strict=True, reason="floor(x / y) rounds onto 50 where Python's exact floor division "
-    "gives 49: needs an ops.floor_divide (np.floor_divide) primitive to match; ops.py is not "
-    "this file's to change")
-
-
-@ROUNDED_QUOTIENT
 def test_remainder_where_the_quotient_rounds_onto_an_integer():
+    """floor(x / y) would round onto 50.0 here, where Python's exact floor division gives
+    49.0: the primitives are numpy's floor_divide and remainder, exact as Python's."""
     assert (Tensor(5.0) % 0.1).item() == 5.0 % 0.1
+    assert (Tensor(5.0) // 0.1).item() == 5.0 // 0.1 == 49.0
 
 
-@ROUNDED_QUOTIENT
 def test_remainder_where_the_quotient_rounds_onto_an_integer_as_in_pytorch():
     torch = pytest.importorskip("torch")
     assert (Tensor(5.0) % 0.1).item() == torch.remainder(
         torch.tensor(5.0, dtype=torch.float64), 0.1).item()
+
+
+def test_division_by_a_float_zero_is_silent_as_in_pytorch():
+    q, r = Tensor([1.0, -1.0]) // 0.0, Tensor([1.0, -1.0]) % 0.0
+    assert q.data.tolist() == [np.inf, -np.inf] and np.isnan(r.data).all()
 
 
 def test_clone_is_a_differentiable_copy_and_numel_counts():

@@ -17,6 +17,7 @@ sums it back to the input's shape with `sum_to`, in one place.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import operator
 from collections.abc import Callable
@@ -263,9 +264,14 @@ def _difference_buffer(a: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
 
 
 def _cast(x: np.ndarray, dtype: Any, out: np.ndarray | None = None) -> np.ndarray:
-    if out is None:
-        return x.astype(dtype)
-    np.copyto(out, x, casting="unsafe")
+    """x in `dtype`. A float beyond the narrower float's range becomes ±inf silently, as
+    PyTorch's `.to(torch.float32)` gives (numpy would warn "overflow encountered in cast")."""
+    narrowing = x.dtype.kind == "f" and np.dtype(dtype).kind == "f" and \
+        x.dtype.itemsize > np.dtype(dtype).itemsize
+    with np.errstate(over="ignore") if narrowing else contextlib.nullcontext():
+        if out is None:
+            return x.astype(dtype)
+        np.copyto(out, x, casting="unsafe")
     return out
 
 
@@ -1265,6 +1271,28 @@ isfinite = Primitive("isfinite", np.isfinite,
 sign = Primitive("sign", np.sign, _zero_vjp,
                  doc="-1, 0 or 1 by the sign of x; piecewise constant, so its gradient is 0 "
                      "(as torch.sign: the output of a requires-grad x requires grad).")
+
+
+def _quietly(ufunc: np.ufunc) -> Callable:
+    """`ufunc` with numpy's divide-by-zero warning silenced: x // 0 is ±inf and x % 0 nan,
+    silently, as PyTorch gives them."""
+    def forward(x: Any, y: Any, out: np.ndarray | None = None) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ufunc(x, y, out=out)
+    forward.__name__ = ufunc.__name__
+    return forward
+
+
+floor_divide = Primitive("floor_divide", _quietly(np.floor_divide),
+                         lambda g, out, x, y: where(0.0, g, condition=True),
+                         lambda g, out, x, y: where(0.0, g, condition=True),
+                         doc="x // y, rounded toward -inf exactly as Python's (5.0 // 0.1 is "
+                             "49.0); piecewise constant, so its gradient is 0, as PyTorch's.")
+remainder = Primitive("remainder", _quietly(np.remainder),
+                      lambda g, out, x, y: g,
+                      lambda g, out, x, y: -g * floor_divide(_detached(x), _detached(y)),
+                      doc="x % y with the sign of y, exactly as Python's (5.0 % 0.1 is "
+                          "0.0999...); d/dx = 1, d/dy = -(x // y), as torch.remainder.")
 floor = Primitive("floor", np.floor, _zero_vjp,
                   doc="The largest integer <= x (as a float); its gradient is 0, as "
                       "torch.floor's.")

@@ -139,7 +139,8 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     if dtype is not None:
         dtype = _numeric_dtype(dtype)
         if array.dtype != dtype:  # (a fresh array of Python numbers is no step data)
-            array = ops.cast(array, dtype=dtype) if given else array.astype(dtype)
+            # (through the cast primitive's forward: beyond a narrower float's range is inf)
+            array = ops.cast(array, dtype=dtype) if given else ops._cast(array, dtype)
     return array
 
 
@@ -605,26 +606,23 @@ def as_tensor(data: Any, dtype: Any = None) -> Tensor:
 
 
 def _floor_divide(x: Any, y: Any) -> Tensor:
-    """x // y rounded toward -inf, as Python and `torch.floor_divide`; no gradient.
-
-    floor(x / y) from the primitives, so `jit` records it. As a rounded quotient it can
-    differ by one from Python's exact `x // y` when x / y rounds onto an integer (5.0 // 0.1
-    is 49.0 in Python, floor(5.0 / 0.1) is 50.0). Integer operands give an integer result.
-    """
-    kind = np.result_type(*(_dtype_of(v) for v in (x, y)))
-    if kind.kind in "iub" and not np.all(y.data if isinstance(y, Tensor) else y):
-        raise ZeroDivisionError("integer division or modulo by zero (a tensor's // or %)")
-    q = ops.floor(ops.div(x, y))
-    return ops.cast(q, dtype=kind) if kind.kind in "iub" else q
+    """x // y rounded toward -inf, exactly as Python and `torch.floor_divide`; no gradient.
+    Integer operands give an integer result; an integer division by zero is refused."""
+    _refuse_integer_division_by_zero(x, y)
+    return ops.floor_divide(x, y)
 
 
 def _remainder(x: Any, y: Any) -> Tensor:
-    """x % y with the sign of y, as Python and `torch.remainder`: x - floor(x / y) y.
+    """x % y with the sign of y, exactly as Python and `torch.remainder`; d/dx = 1,
+    d/dy = -(x // y), PyTorch's gradients."""
+    _refuse_integer_division_by_zero(x, y)
+    return ops.remainder(x, y)
 
-    Written with primitives, so its gradients are PyTorch's: d/dx = 1, d/dy = -floor(x / y).
-    (With the rounding caveat of `floor_divide`.)
-    """
-    return ops.sub(x, ops.mul(_floor_divide(x, y), y))
+
+def _refuse_integer_division_by_zero(x: Any, y: Any) -> None:
+    kind = np.result_type(*(_dtype_of(v) for v in (x, y)))
+    if kind.kind in "iub" and not np.all(y.data if isinstance(y, Tensor) else y):
+        raise ZeroDivisionError("integer division or modulo by zero (a tensor's // or %)")
 
 
 def _dtype_of(x: Any) -> Any:
