@@ -211,7 +211,8 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
         # to several tensors: each .grad gets an array of its own (copied by a primitive,
         # so a recorded backward records the copy too).
         data = g.data if isinstance(g, Tensor) else g
-        if not _owns_memory(data) or id(data) in stored:
+        owns = data.flags.owndata if type(data) is np.ndarray else _owns_memory(data)
+        if not owns or id(data) in stored:
             g = copy(g)
             data = g.data if isinstance(g, Tensor) else g
         stored.add(id(data))

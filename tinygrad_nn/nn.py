@@ -186,7 +186,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        watch(self._training_flag)  # (a no-op unless `jit` is capturing)
+        if _GradMode.tape is not None:  # `jit` capturing: a replay depends on the mode
+            watch(self._training_flag)
         return self.forward(*args, **kwargs)
 
     def _training_flag(self) -> bool:

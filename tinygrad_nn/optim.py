@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .tensor import Tensor, _GradMode, watch
+from .tensor import Tensor, _bump_versions, _GradMode, watch
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler",
            "Optimizer", "RMSprop", "StepLR", "decay_groups"]
@@ -360,22 +360,23 @@ class Optimizer:
         Every gradient is checked before any parameter changes: a `.grad` of another shape
         than its parameter is refused, never broadcast, and nothing is updated.
         """
+        updated = []
         for k, group in enumerate(self.param_groups):
             for i, p in enumerate(group["params"]):
                 grad = p.grad
-                if grad is not None and (grad.shape != p.shape or grad.dtype.kind != "f"):
-                    raise ValueError(
-                        f"{type(self).__name__}.step: parameter {i} of group {k} has shape "
-                        f"{p.shape} but its .grad has shape {grad.shape} ({grad.dtype}); a "
-                        f"gradient must be floating-point and of its parameter's shape. "
-                        f"Nothing was updated")
+                if grad is not None:
+                    g = grad.data
+                    if g.shape != p.data.shape or g.dtype.kind != "f":
+                        raise ValueError(
+                            f"{type(self).__name__}.step: parameter {i} of group {k} has "
+                            f"shape {p.shape} but its .grad has shape {g.shape} ({g.dtype}); "
+                            f"a gradient must be floating-point and of its parameter's "
+                            f"shape. Nothing was updated")
+                    updated.append(p)
         if _GradMode.tape is not None:  # `jit` capturing: a refused step must undo this one
             _GradMode.tape.on_rollback(self._state_restorer())
         self._update()
-        for group in self.param_groups:  # modified in place: a graph that used them before
-            for p in group["params"]:     # the step must not backpropagate through them
-                if p.grad is not None:
-                    p._bump_version()
+        _bump_versions(updated)  # changed in place: a graph made before must not use them
         if _GradMode.tape is not None:  # after the update, which may have made the state
             watch(functools.partial(self._unchanged_since, self._contents()))
 
