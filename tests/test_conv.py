@@ -130,7 +130,11 @@ def check_second_order(fn, *arrays: np.ndarray, eps: float = 1e-6) -> None:
             down = fn(*ts).item()
             t.data[i] = original
             numeric[i] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g.data, numeric, rtol=1e-5, atol=1e-5)
+        # The differences' rounding error is about |fn|·1e-16/eps for every entry alike, so
+        # the tolerance follows the largest entry: a fixed atol failed a small entry
+        # (1.125 against 1.12504) beside entries of 140 (avg-pool of y³, x up to 15).
+        scale = max(1.0, float(np.abs(numeric).max()))
+        np.testing.assert_allclose(g.data, numeric, rtol=1e-5, atol=1e-5 * scale)
 
 
 @pytest.mark.property
@@ -203,6 +207,53 @@ def test_overlapping_windows_each_send_to_their_own_first_maximum():
     x = Tensor(np.array([[[[5.0, 5.0, 5.0]]]]), requires_grad=True)
     F.max_pool2d(x, (1, 2), stride=1).sum().backward()  # windows [0, 1] and [1, 2]
     np.testing.assert_array_equal(x.grad.data, [[[[1.0, 1.0, 0.0]]]])
+
+
+@pytest.mark.parametrize("kernel,size", [((2, 2), (6, 6)), ((2, 2), (7, 5)), ((3, 2), (7, 7)),
+                                         ((1, 1), (3, 4))])
+def test_tiling_windows_take_the_fast_path_with_the_same_gradient(kernel, size):
+    """stride = kernel, no padding (the usual 2×2 pool) has its own backward: it must send
+    each window's gradient to its first maximum, leave the rows and columns no window
+    reaches (floor mode) at 0, and pass inf and nan through exactly where they win, +0
+    elsewhere (as PyTorch: a product g·mask would turn 0·inf into nan)."""
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        x = np.round(rng.standard_normal((2, 3, *size)) * 1.5).astype(dtype)  # many ties
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        y = ops.max_pool2d(x, kernel=kernel, stride=kernel, padding=(0, 0))
+        g = rng.standard_normal(y.shape).astype(dtype)
+        g[0, 0, 0, 0], g[1, 2, -1, -1], g[0, 1, 0, -1] = np.inf, np.nan, -np.inf
+        dx = ops.max_pool2d_backward(g, x=x, y=y, kernel=kernel, stride=kernel, padding=(0, 0))
+        expected = np.zeros_like(x)
+        for n, c, i, j in np.ndindex(*y.shape):
+            window = x[n, c, i * kernel[0]:(i + 1) * kernel[0], j * kernel[1]:(j + 1) * kernel[1]]
+            a, b = np.unravel_index(np.argmax(window), kernel)  # argmax: the first maximum
+            expected[n, c, i * kernel[0] + a, j * kernel[1] + b] = g[n, c, i, j]
+        assert dx.dtype == dtype
+        np.testing.assert_array_equal(dx, expected)
+        assert not np.signbit(dx[expected == 0]).any()  # +0, not -0, off the maxima
+
+
+def test_batch_norm_sums_agree_across_memory_layouts():
+    """Channel sums take a BLAS product for channels-last memory, add.reduce otherwise."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((4, 3, 5, 2)) * 3 + 1
+    laid = [x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)]
+    grads = []
+    for a in laid:
+        t, w, b = (Tensor(a, requires_grad=True), Tensor(np.full(3, 1.5), requires_grad=True),
+                   Tensor(np.zeros(3), requires_grad=True))
+        y = F.batch_norm(t, None, None, w, b, training=True)
+        weighted_sum(y).backward()
+        grads.append([y.data, t.grad.data, w.grad.data, b.grad.data])
+    for ours, other in zip(*grads):
+        np.testing.assert_allclose(ours, other, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads[0][3], weighted_sum_weights(x.shape).sum(axis=(0, 2, 3)),
+                               rtol=1e-12)
+
+
+def weighted_sum_weights(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape)
 
 
 def test_max_pool_padding_is_minus_infinity_and_avg_pool_counts_it():

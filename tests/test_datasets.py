@@ -433,3 +433,29 @@ def test_min_max_scale_of_any_finite_float32_data_is_correctly_rounded(x):
         exact = (Fraction(float(value)) - lo) / (hi - lo)
         assert abs(Fraction(float(got)) - exact) <= Fraction(1, 2**24), (value, got)
     assert scaled[x.argmin()] == 0 and scaled[x.argmax()] == 1
+
+
+def test_splits_behave_like_the_books_lists_where_a_learner_expects_it():
+    """Issue 16: ``training_data[0]``, ``for x, y in test_data``, ``len()`` and the sequel's
+    ``training_data[:1000]`` work on `load_digits()`'s splits."""
+    from tinygrad_nn import Network
+
+    training_data, _, test_data = datasets.load_digits()
+    x, y = training_data[0]
+    np.testing.assert_array_equal(x, training_data.X[0])
+    assert y == training_data.labels[0] and type(y) is int
+    assert training_data[-1][1] == training_data.labels[-1]
+    pairs = [(x, y) for x, y in test_data]
+    assert len(pairs) == len(test_data) == 300
+    assert all(type(y) is int for _, y in pairs)
+    part = training_data[:100]
+    assert isinstance(part, datasets.Dataset) and len(part) == 100
+    net = Network([64, 10, 10], seed=0)
+    # The book's way of counting, and the network's, agree; a list of the pairs is data too.
+    assert sum(int(np.argmax(net.feedforward(x)) == y) for x, y in test_data) == net.evaluate(
+        test_data) == net.evaluate(list(test_data))
+    net.SGD(training_data[:100], 1, 10, 1.0, verbose=False)
+    with pytest.raises(TypeError, match=r"\.X and \.labels.*to_book_format"):
+        training_data["X"]
+    with pytest.raises(IndexError):
+        training_data[len(training_data)]

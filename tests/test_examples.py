@@ -121,4 +121,4 @@ def test_binary_output_layer():
 TESTED = ["nand_perceptron.py", "xor_half_adder.py", "sigmoid_vs_perceptron.py",
           "digits_session.py", "mnist_session.py", "ten_vs_four_outputs.py",
           "binary_output_layer.py",
-          "digits.py", "fashion_mnist.py"]  # the recipes: tested in test_recipes.py
+          "digits.py", "fashion_mnist.py", "fashion_cnn.py"]  # recipes: test_recipes.py

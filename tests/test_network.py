@@ -1,15 +1,17 @@
 """Tests for tinygrad_nn.network: the tutorial's session, data forms, determinism, save/load."""
 
+import base64
 import copy
 import math
 import os
 import pickle
 import time
+import zlib
 
 import numpy as np
 import pytest
 
-from tinygrad_nn import backprop, datasets, network
+from tinygrad_nn import backprop, datasets, network, nn
 from tinygrad_nn.network import EpochStats, Network, as_arrays
 
 DIGITS = datasets.load_digits()
@@ -483,11 +485,75 @@ def test_saved_file_holds_plain_arrays_only(tmp_path):
     path = tmp_path / "m.npz"
     Network([3, 2, 1], seed=0).save(path)
     with np.load(path, allow_pickle=False) as f:
-        assert sorted(f.files) == ["activation", "bias_0", "bias_1", "cost", "sizes",
+        assert sorted(f.files) == ["activation", "bias_0", "bias_1", "cost", "init", "sizes",
                                    "weight_0", "weight_1"]
         assert f["cost"].dtype.kind == "U" and str(f["cost"]) == "quadratic"
-        assert f["sizes"].tolist() == [3, 2, 1]
+        assert str(f["init"]) == "standard"
+        assert f["sizes"].tolist() == [3, 2, 1] and f["sizes"].dtype == np.int64
         assert f["weight_0"].shape == (2, 3) and f["bias_1"].shape == (1,)
+
+
+def test_one_reader_for_network_files_states_and_checkpoints(tmp_path):
+    """Issue 16: a Network's file is `nn.save_state`'s format (its state dict, in Nielsen's
+    names, plus `nn.BUILT_BY`), so nn.load_state and nn.load_checkpoint read it too."""
+    net = Network([3, 4, 2], cost="cross-entropy", activation="relu", init="scaled", seed=3)
+    assert list(net.state_dict()) == ["weight_0", "bias_0", "weight_1", "bias_1"]
+    net.save(tmp_path / "n.npz")
+    other = Network([3, 4, 2], seed=4)
+    nn.load_state(other, tmp_path / "n.npz")
+    assert same_weights(other, net)
+    other = Network([3, 4, 2], seed=5)
+    assert nn.load_checkpoint(tmp_path / "n.npz", other) == {"epoch": None, "extra": None}
+    assert same_weights(other, net)
+    loaded = Network.load(tmp_path / "n.npz")
+    assert (loaded.cost, loaded.activation, loaded.init) == ("cross-entropy", "relu", "scaled")
+    with pytest.raises(ValueError, match="missing keys"):
+        nn.load_state(Network([3, 4, 4, 2]), tmp_path / "n.npz")
+    nn.save_state(net, tmp_path / "n2.npz")  # no description of what built it
+    with pytest.raises(ValueError, match=r"n2\.npz: missing array 'sizes'"):
+        Network.load(tmp_path / "n2.npz")
+    with pytest.raises(ValueError, match="built_by keys"):
+        nn.save_state(net, tmp_path / "n3.npz", built_by={"seed": 3})
+
+
+#: A Network([3, 2, 1], cost="cross-entropy", activation="tanh", seed=0) as `Network.save`
+#: wrote it before issue 16 (arrays sizes, weight_i, bias_i, cost, activation), and
+#: `save_state` of Sequential(Linear(2, 2, rng=0), Sigmoid(), Linear(2, 1, rng=1)); the
+#: bytes of those very files, zlib-compressed, in base64.
+OLD_NETWORK_FILE = (
+    "eNoL8GZm0WWAAEWGc1Heov+hgJNBhKE4syq1WC+voJKRQYBhBlQZjJ7sF+obEMnIUMZQrZ6SWpxcpG6loG6TaaGu"
+    "o6Cell9UUpSYF59flJIKEndLzClOBYoXZyQWpAL5GsY6mjoKtQoUAC5mqDuYoDQjlA5A8dLfHzd2wrzEAfRScn5x"
+    "CcxHW6CqtuD1UaihMVFeotRDClzJQDcUAXE+EBdDMcgnqUCcB8QlSPIFQFyJ4dvKPX59MN/yAX2bmFySWZZYkpmf"
+    "B/PzBKjaCfj9bEIfLytwgfyUCPVfBoZ/jt1U+wrzDw/QP+WpmekZJfEGMN9sgKrcgNc3acSlSSMdBWPKfMTl2HK7"
+    "8634Afszrntfnn9xYH/uhowl4XVP7D9caXmz+9Yu+7fOzyRMVB7uf3bx3NR4lev2qL4t1z/0BOZbLqBvkzITixF+"
+    "JS7miPYrxfnPRmCvmv7dL/aL92TuqfF7h+aXF09ajmOJOUOa+MZQR8GIwpjTWH/r4P+WZ/t3n5gzVcv+y35U3xS5"
+    "nI7GiBm4Xzqg6jqo4xeKY+b3FwXPux8fA/3AyKTLjFq8z4CW4JwMCNAALjrhhT26NlARugVaTHKgaLsMJGEFKrou"
+    "UFE0ARrBfCi6DgKtQy2Y0PWCsv0GaLbmQdE7EVjaIxcC6DpBWQhmKxeKznpgfYHIUOj6QMkVpg/VRm8WBpTEi64T"
+    "lDQ6oJGPaqMkKwNSQgnwZmUDibMDYS8wBO6ygngAs1e5dQ==")
+OLD_STATE_FILE = (
+    "eNoL8GZm0WWAAEUGlyM1Fv+hgIdBhMFArzw1Mz2jRC+voJKRQYBhAVQljJ7sF+obEMnIUMZQrZ6SWpxcpG6loG6T"
+    "ZqGuo6Cell9UUpSYF59flJIKEndLzClOBYoXZyQWpAL5GkY6CkaaOgq1CmQDLpXC+x7vT52wn2C9eYvatSv7524L"
+    "dn139Ml+9e/qqSoPn+4PQPHdhU+Ma2C+4wL7LikzsRjmtwlQdROo4zfKfAb02wTxrhPzou7Yr7mzWPj+2kf2qH45"
+    "tUpiOnJMGaHFFFV9Y0h5TDXkMjjOkptoP2HB3pm7kp6g+ea4/LZS5JgxQomZDqi6Dur4heKYuebYeqlO6gEwdTEy"
+    "6TKj5p4F0NzBw4AADYwgEjkvoesEpcwJ0NjiQtF5D6wTFhro+kCpAKYP1cZVQDuN8NgICvEOaJii2ljBxIAU/gHe"
+    "rGwgcRYgfAKkbZhBPACvjP3p")
+
+
+def test_files_written_before_the_one_format_still_load(tmp_path):
+    (tmp_path / "n.npz").write_bytes(zlib.decompress(base64.b64decode(OLD_NETWORK_FILE)))
+    (tmp_path / "s.npz").write_bytes(zlib.decompress(base64.b64decode(OLD_STATE_FILE)))
+    want = Network([3, 2, 1], cost="cross-entropy", activation="tanh", seed=0)
+    loaded = Network.load(tmp_path / "n.npz")
+    assert (loaded.sizes, loaded.cost, loaded.activation) == ([3, 2, 1], "cross-entropy", "tanh")
+    assert same_weights(loaded, want)
+    loaded.save(tmp_path / "n.npz")  # rewritten in today's format: the same network
+    assert same_weights(Network.load(tmp_path / "n.npz"), want)
+    module = nn.Sequential(nn.Linear(2, 2, rng=5), nn.Sigmoid(), nn.Linear(2, 1, rng=6))
+    nn.load_state(module, tmp_path / "s.npz")
+    want = nn.Sequential(nn.Linear(2, 2, rng=0), nn.Sigmoid(), nn.Linear(2, 1, rng=1))
+    for name, array in want.state_dict().items():
+        np.testing.assert_array_equal(module.state_dict()[name], array)
+    assert nn.load_checkpoint(tmp_path / "s.npz", module)["epoch"] is None
 
 
 def good_arrays():

@@ -90,6 +90,15 @@ def test_fashion_recipe_flags_on_a_small_mnist_format_folder(tmp_path):
     results(out, 20, 30)
 
 
+def test_fashion_cnn_on_a_small_mnist_format_folder(tmp_path):
+    # Seconds: 100 training images, 2 epochs; the real run's figures are in its docstring.
+    out = run_example("fashion_cnn.py", str(write_fake_mnist(tmp_path)), "--epochs", "2")
+    assert re.findall(r"^Epoch (\d): cost [\d.]+, validation \d+ / 20 \([\d.]+%\), lr "
+                      r"(0\.003|0\.0015), [\d.]+ s$", out, re.M) == [("0", "0.003"),
+                                                                   ("1", "0.0015")]
+    results(out, 20, 30)
+
+
 @pytest.mark.slow
 def test_fashion_mnist_recipe_full_length_reaches_90_percent_on_validation():
     # About 2 to 2.5 minutes on 2 quiet cores (docs/recipes.md); the claim is on validation.

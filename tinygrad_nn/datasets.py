@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from ._checks import float_dtype
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from importlib.resources.abc import Traversable
     from pathlib import Path
 
@@ -164,6 +165,26 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def __getitem__(self, i: int | slice) -> tuple[NDArray[np.floating], int] | Dataset:
+        """Example `i` as the pair ``(x, label)``, x its row of `X`, or a slice as a `Dataset`:
+        the book's ``training_data[0]`` and ``training_data[:1000]`` work.
+
+        For the book's (inputs, 1) columns and one-hot y, use `to_book_format`.
+        """
+        if isinstance(i, slice):
+            return Dataset(self.X[i], self.labels[i])
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(
+                f"Dataset: index with an integer or a slice, got {type(i).__name__}; the arrays "
+                f"are .X and .labels, and datasets.to_book_format(dataset) gives the book's "
+                f"list of (x, y) pairs"
+            )
+        return self.X[i], int(self.labels[i])
+
+    def __iter__(self) -> Iterator[tuple[NDArray[np.floating], int]]:
+        """The pairs ``(x, label)``, as the book's ``for x, y in test_data`` expects."""
+        return ((x, int(label)) for x, label in zip(self.X, self.labels))
 
     def one_hot(self, num_classes: int = NUM_CLASSES) -> NDArray[np.floating]:
         """The labels as (n, num_classes) one-hot rows, the desired outputs y(x) of the cost."""

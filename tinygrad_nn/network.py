@@ -15,20 +15,19 @@ The sequel's keywords work too, and so does its way of unpacking what SGD return
 >>> len(evaluation_accuracy), evaluation_cost
 (2, [])
 
-A `Network` is a face over the module stack and the one training loop, not a second
-implementation: its layers are `nn.Linear`s in an `nn.Sequential` with the activations, and
-`SGD` is `training.fit` with the tutorial's epoch line and the sequel's monitors as callbacks.
-What differs from the book: examples are rows, so a mini-batch is one (m, n) matrix pushed
-forward and backward at once (never a Python loop over examples); the gradient comes from the
-autograd (`cost.backward()`), not from hand-written BP1-BP4; the network is seeded, so the same
-seed and data give bit-identical weights; and the data is checked before training starts.
+A `Network` is a face over the module stack (`nn.Linear`s and activations in an
+`nn.Sequential`) and the one training loop (`SGD` is `training.fit` with the tutorial's and
+the sequel's lines as callbacks). Unlike the book: a mini-batch is one (m, n) matrix of rows,
+the gradient comes from the autograd, not hand-written BP1-BP4, the same seed gives
+bit-identical weights, and the data is checked before training starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
+import operator
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from numbers import Real
 from typing import Any
@@ -37,7 +36,7 @@ import numpy as np
 
 from . import _checks, nn, ops, optim, training
 from .costs import COSTS
-from .nn import INITS, Linear, ModelFile, Module, open_model_file, write_atomically
+from .nn import INITS, Linear, Module
 from .tensor import Tensor, no_grad
 from .training import EpochRecord, FitHistory, as_arrays
 
@@ -57,13 +56,10 @@ _MONITORS = ("monitor_evaluation_cost", "monitor_evaluation_accuracy", "monitor_
 class History(tuple):
     """What `Network.SGD` returns: the sequel's four lists, views of one record per epoch.
 
-    As a tuple it is ``(evaluation_cost, evaluation_accuracy, training_cost,
-    training_accuracy)``, exactly what the sequel's ``network2.SGD`` returns, so
-    ``evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = net.SGD(...)``
-    works. Each list holds one value per epoch if the matching ``monitor_...`` flag was set
-    and is empty otherwise; costs are floats, accuracies counts of correct examples (ints).
-    The four are also attributes of the same names. `epochs` is the loop's `FitHistory`, one
-    `EpochRecord` per epoch (always filled): ``history.epochs[-1].test_accuracy``. Tuple
+    As a tuple, ``(evaluation_cost, evaluation_accuracy, training_cost, training_accuracy)``
+    as the sequel's ``network2.SGD`` returns (also attributes); each list has a value per
+    epoch if its ``monitor_...`` flag was set, else none; costs are floats, accuracies counts.
+    `epochs` is the loop's `FitHistory`, one `EpochRecord` per epoch (always filled). Tuple
     equality compares the four lists only; compare `epochs` for the whole record.
     """
 
@@ -81,25 +77,11 @@ class History(tuple):
     def __getnewargs__(self) -> tuple[Any, ...]:  # so copy and pickle rebuild the views
         return self.epochs, self.monitored
 
-    @property
-    def evaluation_cost(self) -> list[float]:
-        """Cost on evaluation_data per epoch."""
-        return self[0]
-
-    @property
-    def evaluation_accuracy(self) -> list[int]:
-        """Correct evaluation examples per epoch."""
-        return self[1]
-
-    @property
-    def training_cost(self) -> list[float]:
-        """Cost on the training data per epoch."""
-        return self[2]
-
-    @property
-    def training_accuracy(self) -> list[int]:
-        """Correct training examples per epoch."""
-        return self[3]
+    evaluation_cost = property(operator.itemgetter(0), doc="Cost on evaluation_data per epoch.")
+    evaluation_accuracy = property(operator.itemgetter(1),
+                                   doc="Correct evaluation examples per epoch.")
+    training_cost = property(operator.itemgetter(2), doc="Cost on the training data per epoch.")
+    training_accuracy = property(operator.itemgetter(3), doc="Correct training examples per epoch.")
 
     def __repr__(self) -> str:
         last = self.epochs[-1] if self.epochs else None
@@ -160,21 +142,39 @@ class _LiveArrays(list):
         if not isinstance(i, (int, np.integer)):
             raise TypeError(f"Network.{self._name}: assign one array, [i] = array, or the "
                             f"whole list")
-        _write(self._tensors[i], _fitted(f"Network.{self._name}[{i}]", value, self._tensors[i]))
+        _write(self._name, {i: value}, self._tensors)
 
 
-def _fitted(where: str, value: Any, tensor: Tensor) -> np.ndarray:
-    """`value` as an array of `tensor`'s shape; a bias may come as the book's column (n, 1)."""
-    v = np.asarray(value)
-    if tensor.ndim == 1 and v.shape == (tensor.shape[0], 1):
-        v = v.reshape(-1)
-    if v.shape != tensor.shape:
-        raise ValueError(f"{where}: expected shape {tensor.shape}, got {v.shape}")
-    return v
+def _write(name: str, values: dict[Any, Any], tensors: list[Tensor]) -> None:
+    """Write values[i] into tensors[i] in place (the optimizer and the stack hold the arrays),
+    each checked for its shape first; a bias may come as the book's column (n, 1)."""
+    fitted = {}
+    for i, value in values.items():
+        v, shape = np.asarray(value), tensors[i].shape
+        fitted[i] = v.reshape(-1) if len(shape) == 1 and v.shape == (shape[0], 1) else v
+        if fitted[i].shape != shape:
+            raise ValueError(f"Network.{name}[{i}]: expected shape {shape}, got {v.shape}")
+    for i, v in fitted.items():
+        tensors[i].data[...] = v
 
 
-def _write(tensor: Tensor, value: np.ndarray) -> None:
-    tensor.data[...] = value  # in place: the optimizer and the stack hold this array
+def _live(name: str, part: str, doc: str) -> property:
+    """`Network.weights` or `.biases`: read as `_LiveArrays`, assigned whole as a list."""
+    def tensors(net: Network) -> list[Tensor]:
+        return [getattr(layer, part) for layer in net.layers]
+
+    def assign(net: Network, values: Sequence[Any]) -> None:
+        values = list(values)
+        if len(values) != len(net.layers):
+            raise ValueError(f"Network.{name}: expected {len(net.layers)} arrays for sizes "
+                             f"{net.sizes}, got {len(values)}")
+        _write(name, dict(enumerate(values)), tensors(net))
+
+    def read(net: Network) -> list[np.ndarray]:
+        return _LiveArrays(name, tensors(net))
+
+    read.__doc__ = doc
+    return property(read, assign, doc=doc)
 
 
 class Network(Module):
@@ -200,13 +200,11 @@ class Network(Module):
         if len(sizes) < 2:
             raise ValueError(f"Network: sizes needs at least 2 layers (input and output), "
                              f"got {sizes}")
-        for n in sizes:
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-                raise ValueError(f"Network: every layer width must be an integer >= 1, "
-                                 f"got {sizes}")
-        _checks.one_of("Network", "cost", cost, COSTS)
-        _checks.one_of("Network", "activation", activation, ACTIVATIONS)
-        _checks.one_of("Network", "init", init, INITS)
+        if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in sizes):
+            raise ValueError(f"Network: every layer width must be an integer >= 1, got {sizes}")
+        for name, value, table in (("cost", cost, COSTS), ("activation", activation, ACTIVATIONS),
+                                   ("init", init, INITS)):
+            _checks.one_of("Network", name, value, table)
         self.sizes = [int(n) for n in sizes]
         self.num_layers = len(self.sizes)
         self.cost, self.activation, self.init, self.seed = cost, activation, init, seed
@@ -218,33 +216,10 @@ class Network(Module):
 
     # --- Nielsen's attributes, over the layers' tensors ---
 
-    @property
-    def weights(self) -> list[np.ndarray]:
-        """[w^2, ..., w^L]: the live weight arrays, w^l of shape (n_l, n_{l-1})."""
-        return _LiveArrays("weights", [layer.weight for layer in self.layers])
-
-    @weights.setter
-    def weights(self, values: Sequence[Any]) -> None:
-        self._assign("weights", values, [layer.weight for layer in self.layers])
-
-    @property
-    def biases(self) -> list[np.ndarray]:
-        """[b^2, ..., b^L]: the live bias arrays, b^l of shape (n_l,) (set: (n_l, 1) too)."""
-        return _LiveArrays("biases", [layer.bias for layer in self.layers])
-
-    @biases.setter
-    def biases(self, values: Sequence[Any]) -> None:
-        self._assign("biases", values, [layer.bias for layer in self.layers])
-
-    def _assign(self, name: str, values: Sequence[Any], tensors: list[Tensor]) -> None:
-        values = list(values)
-        if len(values) != len(tensors):
-            raise ValueError(f"Network.{name}: expected {len(tensors)} arrays for sizes "
-                             f"{self.sizes}, got {len(values)}")
-        fitted = [_fitted(f"Network.{name}[{i}]", v, t)  # all checked before any is written
-                  for i, (v, t) in enumerate(zip(values, tensors))]
-        for t, v in zip(tensors, fitted):
-            _write(t, v)
+    weights = _live("weights", "weight",
+                    "[w^2, ..., w^L]: the live weight arrays, w^l of shape (n_l, n_{l-1}).")
+    biases = _live("biases", "bias", "[b^2, ..., b^L]: the live bias arrays, b^l of shape "
+                                     "(n_l,) (set: (n_l, 1) too).")
 
     # --- computing ---
 
@@ -340,44 +315,29 @@ class Network(Module):
         """Train by mini-batch stochastic gradient descent (sec. 2.2, eqs. 2.4-2.6).
 
         Each epoch shuffles the training data with the network's seeded generator, splits it
-        into mini-batches of `mini_batch_size` (the last may be smaller), and for each one
-        computes the mean cost of the whole mini-batch at once, backpropagates it and steps
-        every weight and bias by -eta times its gradient: `training.fit`, the one loop. After
-        each epoch it prints ``Epoch k: correct / total`` on `test_data` (the tutorial's line)
-        unless `verbose` is False.
+        into mini-batches of `mini_batch_size` (the last may be smaller) and steps every weight
+        and bias by -eta times the gradient of the mini-batch's mean cost: `training.fit`, the
+        one loop. After each epoch it prints ``Epoch k: correct / total`` on `test_data` (the
+        tutorial's line), or ``Epoch k complete`` without test data, unless `verbose` is False.
 
-        The sequel's keywords (Nielsen's ``network2.SGD``; keyword-only here, because the
-        tutorial's `test_data` holds the fifth place):
+        The sequel's keywords (``network2.SGD``; keyword-only, since `test_data` is fifth):
+        ``lmbda``, L2 regularisation, w ← (1 - ηλ/n) w - (η/m) Σ_j ∂C_{X_j}/∂w with n the size
+        of the training set (biases are not decayed); ``evaluation_data`` and the four
+        ``monitor_...`` flags, which after each epoch compute and print (``Cost on training
+        data: ...``, ``Accuracy on evaluation data: c / n``) the cost, with the L2 term
+        (λ/2n) Σ w² as the sequel's ``total_cost``, and the number correct;
+        ``early_stopping_n``, stop when the evaluation accuracy has not beaten its best for
+        that many epochs (0: never), keeping the last weights as the sequel does (`fit`'s
+        ``patience`` with ``restore_best=False``). With any of them the line without test
+        data reads ``Epoch k training complete`` (the sequel's).
 
-        - ``lmbda``: L2 regularisation, w ← (1 - ηλ/n) w - (η/m) Σ_j ∂C_{X_j}/∂w with n the
-          size of the whole training set; biases are not decayed.
-        - ``evaluation_data`` and ``monitor_evaluation_cost``/``_accuracy``,
-          ``monitor_training_cost``/``_accuracy``: after each epoch, compute and print
-          (``Cost on training data: ...``, ``Accuracy on evaluation data: c / n``) the cost
-          (including the L2 term (λ/2n) Σ w², n the size of the data measured, as the
-          sequel's ``total_cost``) and the number classified correctly.
-        - ``early_stopping_n``: stop when the accuracy on `evaluation_data` has not beaten
-          its best for that many epochs in a row (0: never). As in the sequel, the network
-          keeps its last weights (`fit`'s ``patience`` with ``restore_best=False``).
+        `progress` wraps each epoch's iterable of mini-batch starts, called as
+        ``progress(iterable, total=number_of_mini_batches, desc="Epoch k")`` (`tqdm.tqdm`
+        fits). ``jit=True`` captures the step once per mini-batch shape and replays it
+        (`tinygrad_nn.jit`): the same numpy calls, so the same weights to the last bit, faster.
 
-        With any of them the epoch line reads ``Epoch k training complete`` (the sequel's)
-        when there is no `test_data`; with none of them and no test data, ``Epoch k
-        complete`` (the tutorial's).
-
-        `progress`, if given, wraps each epoch's iterable of mini-batch start indices and is
-        called as ``progress(iterable, total=number_of_mini_batches, desc="Epoch k")``;
-        `tqdm.tqdm` fits.
-
-        ``jit=True`` captures the training step once per mini-batch shape and replays it
-        (`tinygrad_nn.jit`): the same numpy calls in the same order, so the same seed gives
-        the same weights to the last bit, in about two thirds of the time at mini-batches of 10.
-
-        Returns a `History`: the sequel's four lists (evaluation_cost, evaluation_accuracy,
-        training_cost, training_accuracy), with `.epochs`, one `EpochRecord` per epoch.
-
-        Everything is checked before the first step: epochs >= 0, mini_batch_size >= 1,
-        eta > 0, lmbda >= 0, early_stopping_n >= 0, evaluation data present when it is
-        monitored, and the data (see `as_arrays`).
+        Everything (the numbers, the flags, the data: see `as_arrays`) is checked before the
+        first step. Returns a `History` of the sequel's four lists, with `.epochs`.
         """
         epochs = _checks.count("SGD", "epochs", epochs, 0)
         mini_batch_size = _checks.count("SGD", "mini_batch_size", mini_batch_size, 1)
@@ -387,10 +347,9 @@ class Network(Module):
                             f"is keyword-only here: net.SGD(..., eta, lmbda={test_data!r})")
         lmbda = _checks.number("SGD", "the regularisation parameter lmbda", lmbda)
         early_stopping_n = _checks.count("SGD", "early_stopping_n", early_stopping_n, 0)
-        monitored = (monitor_evaluation_cost, monitor_evaluation_accuracy, monitor_training_cost,
-                     monitor_training_accuracy)
-        for name, value in zip(_MONITORS, monitored):
-            _checks.flag("SGD", name, value)
+        monitored = tuple(_checks.flag("SGD", name, on) for name, on in zip(_MONITORS, (
+            monitor_evaluation_cost, monitor_evaluation_accuracy, monitor_training_cost,
+            monitor_training_accuracy)))
         needs = [name for name, on in zip(_MONITORS[:2], monitored) if on] + (
             ["early_stopping_n"] if early_stopping_n else [])
         if evaluation_data is None and needs:
@@ -398,9 +357,8 @@ class Network(Module):
         _checks.flag("SGD", "jit", jit)
         data = self._data(training_data, "training_data")  # checked once, here, not again by fit
         X, Y = data[0], self._targets(data[1])
-        test = None if test_data is None else self._data(test_data, "test_data")
-        evaluation = None if evaluation_data is None else self._data(evaluation_data,
-                                                                     "evaluation_data")
+        test, evaluation = (None if d is None else self._data(d, what) for d, what in (
+            (test_data, "test_data"), (evaluation_data, "evaluation_data")))
         sequel = bool(lmbda or evaluation is not None or early_stopping_n or any(monitored))
 
         def measure(record: EpochRecord) -> EpochRecord:
@@ -428,92 +386,62 @@ class Network(Module):
 
     # --- saving and loading ---
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write sizes, weights, biases, cost and activation names to an .npz file at `path`.
+    def _named_tensors(self) -> list[tuple[str, Tensor]]:
+        # Nielsen's names: weight_i and bias_i of layer l = i + 2, in `state_dict` and the file.
+        return [(f"{part}_{i}", getattr(layer, part)) for i, layer in enumerate(self.layers)
+                for part in ("weight", "bias")]
 
-        Arrays: ``sizes`` (int64), ``weight_i`` and ``bias_i`` for i = 0..L-2, and ``cost``
-        and ``activation`` as 0-d unicode arrays, so `load` needs no pickle. The file is
-        written atomically: to a temporary file in the same folder, then renamed over `path`;
-        if anything fails, the temporary file is removed and a previous file at `path` is left
-        as it was. `path` is used as given (no ``.npz`` is appended).
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the network to the .npz file `path` (used as given: no ``.npz`` added).
+
+        The one model-file format, `nn.save_state`'s: the arrays of `state_dict()`
+        (``weight_i``, ``bias_i``) and, as `nn.BUILT_BY`, ``sizes`` (int64) and ``cost``,
+        ``activation`` and ``init`` (0-d unicode), so `load` needs no pickle. Written
+        atomically: if anything fails, a previous file at `path` is left as it was.
         """
-        path = os.fspath(path)
-        arrays = {"sizes": np.array(self.sizes, dtype=np.int64),
-                  "cost": np.array(self.cost), "activation": np.array(self.activation)}
-        for i, layer in enumerate(self.layers):
-            arrays[f"weight_{i}"] = layer.weight.data
-            arrays[f"bias_{i}"] = layer.bias.data
-        folder = os.path.dirname(os.path.abspath(path))
-        # Checked first so that an error names the learner's path, not the temporary file.
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(errno.ENOENT, f"No folder {folder} to save the network in",
-                                    path)
-        if os.path.isdir(path):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory; the network is not saved",
-                                    path)
-        write_atomically(path, lambda f: np.savez(f, **arrays))
+        nn.save_state(self, path, built_by={"sizes": self.sizes, "cost": self.cost,
+                                            "activation": self.activation, "init": self.init})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:
-        """A network read from a file written by `save`, with every array checked.
+        """A network read from a file written by `save` (`nn.load_state` reads it too).
 
-        Read by `nn.open_model_file`, the same hardened reader as `nn.load_state`: it never
-        unpickles and refuses damaged files. Raises FileNotFoundError if there is no file,
-        and ValueError naming the file for anything else: not an .npz archive, damage (a
-        flipped bit, a truncation), a missing array, a wrong shape or dtype, NaN or inf, an
-        object array. Every array is checked against ``sizes`` before the network is built,
-        so a file that only declares huge sizes allocates nothing. ``cost`` and
-        ``activation`` default to quadratic and sigmoid when absent.
+        Read by `nn.read_checkpoint`, the one hardened reader behind `nn.load_state` and
+        `nn.load_checkpoint`: it never unpickles and refuses damaged files. Raises
+        FileNotFoundError if there is no file, and ValueError naming the file for anything
+        else: not an .npz archive, damage (a flipped bit, a truncation), a missing array, a
+        wrong shape or dtype, NaN or inf, an object array. Every array is checked against
+        ``sizes`` before the network is built, so a file that only declares huge sizes
+        allocates nothing. ``cost``, ``activation`` and ``init`` default to quadratic, sigmoid
+        and standard when absent (files saved before ``init`` was).
         """
         name = os.fspath(path)
-        with open_model_file(name) as archive:
-            return cls._from_archive(archive, name)
-
-    @classmethod
-    def _from_archive(cls, archive: ModelFile, name: str) -> Network:
-        def get(key: str, default: Any = None) -> np.ndarray:
-            if key not in archive.files:
-                if default is not None:
-                    return np.array(default)
-                raise ValueError(f"{name}: missing array {key!r} (the file has "
-                                 f"{', '.join(archive.files) or 'no arrays'})")
-            return archive.read(key)
-
-        sizes = get("sizes")
+        meta, arrays = nn.read_checkpoint(name, keep=_OURS.fullmatch)
+        state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+        built = {**state, **(meta.get("built_by") or {})}
+        sizes = _checked(built, "sizes", name)
         if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (
                 sizes < 1).any():
             raise ValueError(f"{name}: 'sizes' must be at least 2 integers >= 1, got "
                              f"{sizes.tolist()} (dtype {sizes.dtype})")
-        texts = {}
-        for key, default in (("cost", "quadratic"), ("activation", "sigmoid")):
-            value = get(key, default)
+        texts = {key: built.get(key, np.array(default)) for key, default in (
+            ("cost", "quadratic"), ("activation", "sigmoid"), ("init", "standard"))}
+        for key, value in texts.items():
             if value.ndim != 0 or value.dtype.kind != "U":
                 raise ValueError(f"{name}: {key!r} must be a 0-d unicode array, got dtype "
                                  f"{value.dtype} and shape {value.shape}")
-            texts[key] = str(value)
         widths = sizes.tolist()
-        # Every array is read and checked against the sizes *before* the network is built:
-        # building first would allocate whatever the file declares (sizes [4, 1e6, 1e6, 2]
-        # asked for 7.28 TiB), while an array read here is at most as big as the file.
-        arrays = {}
+        # Every array is checked against the sizes *before* the network is built: building
+        # first would allocate whatever the file declares (sizes [4, 1e6, 1e6, 2] asked for
+        # 7.28 TiB), while an array read here is at most as big as the file.
         for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-            for key, shape in ((f"weight_{i}", (n_out, n_in)), (f"bias_{i}", (n_out,))):
-                value = get(key)
-                if value.shape != shape:
-                    raise ValueError(f"{name}: {key!r} has shape {value.shape}, but sizes "
-                                     f"{widths} need {shape}")
-                if value.dtype.kind != "f":
-                    raise ValueError(f"{name}: {key!r} must hold floats, got {value.dtype}")
-                if not np.isfinite(value).all():
-                    raise ValueError(f"{name}: {key!r} holds NaN or inf")
-                arrays[key] = value
+            _checked(state, f"weight_{i}", name, (n_out, n_in), widths)
+            _checked(state, f"bias_{i}", name, (n_out,), widths)
         try:
-            net = cls(widths, cost=texts["cost"], activation=texts["activation"])
+            net = cls(widths, **{key: str(value) for key, value in texts.items()})
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
-        for i, layer in enumerate(net.layers):
-            layer.weight.data = arrays[f"weight_{i}"].astype(np.float64)
-            layer.bias.data = arrays[f"bias_{i}"].astype(np.float64)
+        net.load_state_dict({key: state[key] for key in net.state_dict()})
         return net
 
     def __repr__(self) -> str:
@@ -521,22 +449,39 @@ class Network(Module):
                 f"init={self.init!r})")
 
 
-def _print_epoch(record: EpochRecord, sequel: bool, monitored: Sequence[bool]) -> None:
+def _print_epoch(r: EpochRecord, sequel: bool, monitored: Sequence[bool]) -> None:
     """The tutorial's epoch line, then the sequel's monitoring lines, in the sequel's order."""
-    if record.test_total is not None:
-        print(f"Epoch {record.epoch}: {record.test_correct} / {record.test_total}", flush=True)
-    else:
-        print(f"Epoch {record.epoch}{' training' if sequel else ''} complete", flush=True)
+    print(f"Epoch {r.epoch}: {r.test_correct} / {r.test_total}" if r.test_total is not None
+          else f"Epoch {r.epoch}{' training' if sequel else ''} complete", flush=True)
     evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = monitored
-    if training_cost:
-        print(f"Cost on training data: {record.training_cost}")
-    if training_accuracy:
-        print(f"Accuracy on training data: {record.training_correct} / {record.training_total}")
-    if evaluation_cost:
-        print(f"Cost on evaluation data: {record.evaluation_cost}")
-    if evaluation_accuracy:
-        print(f"Accuracy on evaluation data: {record.val_correct} / {record.val_total}",
-              flush=True)
+    for on, line in ((training_cost, f"Cost on training data: {r.training_cost}"),
+                     (training_accuracy, f"Accuracy on training data: {r.training_correct} / "
+                                         f"{r.training_total}"),
+                     (evaluation_cost, f"Cost on evaluation data: {r.evaluation_cost}"),
+                     (evaluation_accuracy, f"Accuracy on evaluation data: {r.val_correct} / "
+                                           f"{r.val_total}")):
+        if on:
+            print(line, flush=True)
+
+
+#: The arrays `Network.load` reads: its state dict and `nn.BUILT_BY`; any other is not read.
+_OURS = re.compile(r"(model/)?(sizes|cost|activation|init|(weight|bias)_\d+)")
+
+
+def _checked(arrays: dict[str, np.ndarray], key: str, name: str,
+             shape: tuple[int, ...] | None = None, sizes: list[int] | None = None) -> np.ndarray:
+    """The array `key` of a model file; with `shape`, checked to hold finite floats of it."""
+    if key not in arrays:
+        raise ValueError(f"{name}: missing array {key!r} (the file has "
+                         f"{', '.join(arrays) or 'no arrays'})")
+    value = arrays[key]
+    problem = None if shape is None else (
+        f"has shape {value.shape}, but sizes {sizes} need {shape}" if value.shape != shape
+        else f"must hold floats, got {value.dtype}" if value.dtype.kind != "f"
+        else "holds NaN or inf" if not np.isfinite(value).all() else None)
+    if problem:
+        raise ValueError(f"{name}: {key!r} {problem}")
+    return value
 
 
 def load(path: str | os.PathLike[str]) -> Network:

@@ -826,14 +826,28 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], 
         raise
 
 
-def save_state(module: Module, path: str | os.PathLike[str]) -> None:
+#: The small arrays a model file may hold beside the state dict, saying what built the model
+#: (`Network.save` writes all four; a plain module none). `read_checkpoint` returns them as
+#: the description's ``built_by``, never as parameters.
+BUILT_BY = ("sizes", "cost", "activation", "init")
+
+
+def save_state(module: Module, path: str | os.PathLike[str],
+               built_by: Mapping[str, Any] | None = None) -> None:
     """Write `module.state_dict()` to an .npz file at `path` (used as given: no ``.npz`` added).
 
-    One array per parameter, named by its path (``0.weight``, ``layers.1.bias``). Written
-    atomically: to a temporary file in the same folder, then renamed over `path`.
+    One array per parameter, named by its path (``0.weight``, ``layers.1.bias``), and one
+    small array per entry of `built_by` (keys from `BUILT_BY`: a list of ints, a string).
+    Written atomically: to a temporary file in the same folder, then renamed over `path`; if
+    anything fails, a previous file at `path` is left as it was.
     """
-    state = module.state_dict()
-    write_atomically(path, lambda f: np.savez(f, **state))
+    arrays = dict(module.state_dict())
+    for key, value in (built_by or {}).items():
+        if key not in BUILT_BY or key in arrays:
+            raise ValueError(f"save_state: built_by keys are {', '.join(BUILT_BY)} and must "
+                             f"not name a parameter, got {key!r}")
+        arrays[key] = np.array(value, dtype=np.int64 if key == "sizes" else None)
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 # What zipfile, zlib and numpy's .npy header parser raise on damaged bytes (none of it is
@@ -920,10 +934,11 @@ def _not_an_archive(head: bytes, err: BaseException) -> str:
 
 @contextlib.contextmanager
 def open_model_file(path: str | os.PathLike[str], who: str = "") -> Iterator[ModelFile]:
-    """Open an .npz model file (`save_state`'s, `Network.save`'s) for checked reading.
+    """Open an .npz model file (`save_state`'s, `save_checkpoint`'s) for checked reading.
 
-    The one hardened reader behind `load_state` and `Network.load`: never unpickles, never
-    allocates from sizes the file only declares, closes the file whatever happens. Raises
+    The hardened reader under `read_checkpoint`, hence `load_state`, `load_checkpoint` and
+    `Network.load`: never unpickles, never allocates from sizes the file only declares,
+    closes the file whatever happens. Raises
     FileNotFoundError if there is no file, and ValueError, beginning with `who` and the file
     name, for a directory, an unreadable or empty file, a single .npy array, anything that is
     not a zip archive (a pickle, text) and any damage (see `ModelFile.read`).
@@ -967,10 +982,7 @@ def load_state(module: Module, path: str | os.PathLike[str]) -> None:
     not fit the module (missing or unexpected names, other shapes, values out of the range of
     a parameter's dtype). Every array is read and checked before any parameter changes.
     """
-    with open_model_file(path, "load_state: ") as archive:
-        state = {key: archive.read(key) for key in archive.files}
-    if _META in state:  # a checkpoint of save_checkpoint: its model part
-        state = {k[len("model/"):]: v for k, v in state.items() if k.startswith("model/")}
+    state = _model_part(read_checkpoint(path, "load_state: ")[1])
     try:
         module.load_state_dict(state)
     except ValueError as err:
@@ -1023,14 +1035,27 @@ def save_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any 
     write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
-def _read_checkpoint(path: str | os.PathLike[str],
-                     who: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(description, arrays) of a checkpoint; a `save_state` file is a model-only one."""
+def read_checkpoint(path: str | os.PathLike[str], who: str = "",
+                    keep: Callable[[str], bool] | None = None,
+                    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(description, arrays) of a model file: the one reader behind `load_state`,
+    `load_checkpoint` and `Network.load`.
+
+    Every array (only those whose name `keep` accepts, if given: the others are not even
+    read) is read and checked by `open_model_file`; the JSON description of
+    `save_checkpoint` is parsed and checked. A file without one (`save_state`'s, and
+    `Network.save`'s, today's and older) is a model-only checkpoint: its `BUILT_BY` arrays
+    become the description's ``built_by`` (None if it has none), the others ``model/<name>``.
+    Errors begin with `who` and the file name.
+    """
     with open_model_file(path, who) as archive:
-        arrays = {key: archive.read(key) for key in archive.files}
+        arrays = {key: archive.read(key) for key in archive.files
+                  if keep is None or key == _META or keep(key)}
     if _META not in arrays:  # a file of save_state or Network.save: the model alone
+        built = {key: arrays.pop(key) for key in BUILT_BY if key in arrays}
         return {"epoch": None, "extra": None, "optimizer": None, "scheduler": None,
-                "model": list(arrays)}, {f"model/{k}": v for k, v in arrays.items()}
+                "built_by": built or None, "model": list(arrays)}, {f"model/{k}": v
+                                                                    for k, v in arrays.items()}
     where = f"{who}{os.fspath(path)}"
     try:
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
@@ -1056,7 +1081,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any 
     schedule are left as they were. Reading errors are those of `load_state`.
     """
     who = "load_checkpoint: "
-    meta, arrays = _read_checkpoint(path, who)
+    meta, arrays = read_checkpoint(path, who)
     where = f"{who}{os.fspath(path)}"
     wanted = {"optimizer": optimizer, "scheduler": scheduler}
     for part, obj in wanted.items():
@@ -1069,7 +1094,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any 
         if saved.get("type") != type(obj).__name__:
             raise ValueError(f"{where} holds the state of a {saved.get('type')}, not of a "
                              f"{type(obj).__name__}")
-    model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    model_state = _model_part(arrays)
     before = [(obj, obj.state_dict()) for obj in (model, optimizer, scheduler) if obj is not None]
     try:
         model.load_state_dict(model_state)
@@ -1082,6 +1107,11 @@ def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any 
             obj.load_state_dict(state)
         raise ValueError(f"{where}: {err}") from None
     return {"epoch": meta.get("epoch"), "extra": meta.get("extra")}
+
+
+def _model_part(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's state dict among a checkpoint's arrays (``model/<name>``)."""
+    return {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
 
 
 def _optimizer_state(saved: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict:
