@@ -42,6 +42,16 @@ def test_nand_perceptron():
         assert output == expected == str(int(not (int(a) and int(b))))
 
 
+def test_digits_cnn_reads_the_digits_as_images():
+    """A conv3x3-pool network on the (1, 8, 8) digits, trained by fit: above 95% of the
+    validation split (98.3% with its seed) in well under a second."""
+    out = run_example("digits_cnn.py")
+    correct, total = map(int, re.search(r"^Validation accuracy: (\d+) / (\d+)", out,
+                                        re.M).groups())
+    assert total == 300 and correct / total > 0.95
+    assert re.search(r"^Test accuracy: \d+ / 300 ", out, re.M)
+
+
 def test_xor_half_adder():
     out = run_example("xor_half_adder.py")
     xor_rows = re.findall(r"^ (\d)  (\d)      (\d)$", out, re.M)
@@ -121,4 +131,5 @@ def test_binary_output_layer():
 TESTED = ["nand_perceptron.py", "xor_half_adder.py", "sigmoid_vs_perceptron.py",
           "digits_session.py", "mnist_session.py", "ten_vs_four_outputs.py",
           "binary_output_layer.py",
+          "digits_cnn.py",
           "digits.py", "fashion_mnist.py", "fashion_cnn.py"]  # recipes: test_recipes.py
