@@ -360,8 +360,9 @@ class Tape:
         for undo in reversed(self.undo):
             undo()
 
-    def untrace(self, tensors: list[Tensor]) -> None:
-        """Turn every traced array of the tape (and of `tensors`) into a plain ndarray."""
+    def untrace(self, tensors: list[Tensor]) -> Callable[[Any], Any]:
+        """Turn every traced array of the tape (and of `tensors`) into a plain ndarray; returns
+        the mapping, for the other arrays the capture holds (its inputs and outputs)."""
         plain: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
         def untraced(x: Any) -> Any:
@@ -381,7 +382,7 @@ class Tape:
             t.data = untraced(t.data)
             if t.grad is not None:
                 t.grad.data = untraced(t.grad.data)
-        self.untraced = untraced
+        return untraced
 
 
 def _module_assignments() -> int:
@@ -504,25 +505,26 @@ class Plan:
     """A captured step: the tape, the calls that replay it and what must hold to replay.
 
     `entries` is the tape; `calls` the replay, one call per entry that does work (views
-    need none); `inputs` the arrays each call's arguments are copied into; `kept` the
-    tensors the step made and kept outside its result (they hold each call's values).
+    need none); `inputs` the arrays each call's arguments are copied into; `stored` the
+    tensors the step made and stored outside its result (they hold each call's values);
+    `kept` the tensors it read whose values persist from call to call (parameters).
     `allocating` counts the calls that make a temporary (ops whose forward cannot write
     into `out=`).
     """
 
     def __init__(self, tape: Tape, inputs: list[np.ndarray], result_shape: Any,
-                 outputs: list[np.ndarray], kept: list[Tensor], who: str) -> None:
+                 outputs: list[np.ndarray], stored: list[Tensor], who: str) -> None:
         self.who = who
         self.result_shape, self.outputs = result_shape, outputs
         self.entries, self.inputs = tape.entries, inputs
         self.leaves = list(tape.leaves.values())
         self.watches = tape.watches
-        self.kept_tensors = kept
+        self.stored = stored
         self.fresh: list[Tensor] = []  # see Tape.fresh_grads
         self.switches_modes = False  # the step calls train()/eval(): never replayed
         self.calls: list[Callable[[], Any]] = []
         self.allocating = 0
-        seen = [*outputs, *(t.data for t in kept),
+        seen = [*outputs, *(t.data for t in stored),
                 *(t.grad.data for t, *_ in self.leaves if t.grad is not None)]
         self.live = _live(self.entries, seen)
         for e, live in zip(self.entries, self.live):
@@ -665,12 +667,8 @@ def _difference(first: Plan, replayed: list[np.ndarray], second: Plan,
             continue
         read = zip((*a.inputs, *_arrays_in(a.params.values())),
                    (*b.inputs, *_arrays_in(b.params.values())))
-        for x, y in read:
-            base = x
-            while isinstance(base, np.ndarray) and base.base is not None:
-                base = base.base  # a view (a transpose) of an outside array reads it too
-            outside = not isinstance(x, np.ndarray) or "outside" in (
-                origins.get(id(x)), origins.get(id(base)))
+        for x, y in read:  # (`origins` resolves a view by the array it views)
+            outside = not isinstance(x, np.ndarray) or origins.get(id(x)) == "outside"
             if outside and np.asarray(x).tobytes() != np.asarray(y).tobytes():
                 return (f"op {k + 1}, {_shapes(a)}, read a value made "
                         f"outside tinygrad_nn's operations (with numpy directly, or from a "
@@ -812,11 +810,11 @@ class jit:
             outputs: list[np.ndarray] = []
             shape = _flatten(result, outputs, self._who)
             del result  # what the step returned is copied out; what it kept is still alive
-            kept = [t for t in (ref() for ref in tape.tensors) if t is not None]
+            stored = [t for t in (ref() for ref in tape.tensors) if t is not None]
             fresh = tape.fresh_grads()
-            tape.untrace([*kept, *(t for t, *_ in tape.leaves.values())])
-            plan = Plan(tape, [tape.untraced(a) for a in inputs], shape,
-                        [tape.untraced(a) for a in outputs], kept, self._who)
+            untraced = tape.untrace([*stored, *(t for t, *_ in tape.leaves.values())])
+            plan = Plan(tape, [untraced(a) for a in inputs], shape,
+                        [untraced(a) for a in outputs], stored, self._who)
             plan.fresh = fresh
         except JitError:
             tape.rollback()  # a refused step leaves everything as it was before the call
@@ -849,7 +847,7 @@ class jit:
                arrays: list[np.ndarray]) -> Any:
         """Replay, then rerun eagerly from the same state: the two must agree bit for bit."""
         saved = plan.save()
-        shown = [t.data.copy() for t in plan.kept_tensors]  # what the first call left there
+        shown = [t.data.copy() for t in plan.stored]  # what the first call left there
         try:
             plan.replay(arrays)
         except BaseException:
@@ -859,7 +857,7 @@ class jit:
         replayed = [e.out.copy() for e in plan.entries]
         after = [t.data.copy() for t in plan.kept]
         plan.restore(saved)
-        for tensor, values in zip(plan.kept_tensors, shown):
+        for tensor, values in zip(plan.stored, shown):
             np.copyto(tensor.data, values)
         try:
             result = self._capture(key, args, kwargs, warn=False)

@@ -140,6 +140,17 @@ def decay_groups(params: Iterable[Tensor], weight_decay: float) -> list[dict[str
     return [g for g in groups if g["params"]]
 
 
+def _with_l2(state: dict[str, Any], x: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
+    """g + λ p, L2 regularisation, into the parameter's second scratch array (never into
+    p.grad), made once and reused; the arithmetic through `ops` with out=, for `jit`."""
+    d = state.get("scratch2")
+    if d is None:
+        d = state["scratch2"] = np.empty_like(x)
+    ops.mul(x, decay, out=d)
+    ops.add(d, g, out=d)
+    return d
+
+
 class Optimizer:
     """What every optimizer shares: parameter groups, per-parameter state and `zero_grad`.
 
@@ -547,13 +558,8 @@ class Adam(Optimizer):
                 if decay:
                     if self._decoupled:  # AdamW: p ← p - lr·λ·p, apart from the gradient
                         ops.mul(x, 1.0 - lr * decay, out=x)
-                    else:  # Adam: L2, g ← g + λp (into a second array, never into p.grad)
-                        d = state.get("scratch2")
-                        if d is None:
-                            d = state["scratch2"] = np.empty_like(x)
-                        ops.mul(x, decay, out=d)
-                        ops.add(d, g, out=d)
-                        g = d
+                    else:  # Adam: L2, g ← g + λp
+                        g = _with_l2(state, x, g, decay)
                 # m ← β₁ m + (1 - β₁) g and v ← β₂ v + (1 - β₂) g², in place.
                 ops.mul(m, beta1, out=m)
                 ops.mul(g, 1.0 - beta1, out=s)
@@ -662,13 +668,8 @@ class RMSprop(Optimizer):
                 state[name] = np.zeros_like(x)
         v, s = state["square_avg"], state["scratch"]
         ops.add(state["step"], 1, out=state["step"])
-        if decay:  # g + λp into a second array, never into p.grad
-            d = state.get("scratch2")
-            if d is None:
-                d = state["scratch2"] = np.empty_like(x)
-            ops.mul(x, decay, out=d)
-            ops.add(d, g, out=d)
-            g = d
+        if decay:
+            g = _with_l2(state, x, g, decay)
         # v ← α v + (1 - α) g², torch's addcmul order: ((1 - α) g) g.
         ops.mul(v, alpha, out=v)
         ops.mul(g, 1.0 - alpha, out=s)

@@ -35,7 +35,7 @@ from .costs import COSTS, check_labels
 from .datasets import Dataset
 from .jit import jit as capture_and_replay  # (fit's keyword `jit` would hide the name)
 from .optim import LRScheduler, Optimizer
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, as_tensor, no_grad
 
 __all__ = ["EpochRecord", "Evaluation", "FitHistory", "as_arrays", "cast_parameters", "evaluate",
            "fit", "train_step"]
@@ -548,7 +548,7 @@ def _check_targets(model: Any, cost: Callable[[Tensor, Any], Tensor], X: np.ndar
                 k = first.shape[1]
                 T = np.eye(k)[check_labels(what, T, len(T), k)]  # y(x), as the tutorial
             stand_in = np.broadcast_to(first, (len(X),) + first.shape[1:])
-            cost(Tensor(stand_in), T)
+            cost(as_tensor(stand_in), T)  # shared: Tensor() would copy all n rows
     except (ValueError, TypeError, IndexError) as err:
         raise type(err)(f"fit: {what}: {err}") from None
     finally:
