@@ -1,23 +1,26 @@
 """Hypothesis strategies shared by the property tests (one module, reused everywhere).
 
-- `networks`: a sigmoid MLP (2 to 6 layers of 1 to 16 neurons, float64 weights and
-  biases), a mini-batch of 1 to 8 inputs X (one example per row) and targets Y in
-  [0, 1]. Each layer's weight scale is drawn from `WEIGHT_SCALES` and its bias shift
-  from `SATURATING_SHIFTS`, so some networks have weighted inputs z^l of |z| ~ 20-40,
-  some whole layers saturated: where σ'(z) is tiny and rounding is hardest.
-  `make_network` builds the same networks from fixed parameters.
-- `broadcastable_pairs`, `arrays_away_from_zero`, `relu_inputs`, `distinct_arrays`:
-  arrays for gradient checks, drawn away from kinks (relu at 0, ties in max) and
-  poles (division by ~0, log of ~0) so that finite differences are valid.
-- `primitive_cases`: for every primitive of `tinygrad_nn.ops`, a strategy for a call
-  of it on valid inputs.
-- `expressions`, `expression_pairs`: small random expression trees (depth <= 3) over
-  the primitives, with broadcasting shapes and shared inputs.
+The strategies of general use live in `tinygrad_nn.testing`, the public kit a user checks
+their own operation with, and are re-exported here, so the suite and its users draw from
+one place:
 
-The network arrays come from a numpy generator seeded by Hypothesis: a 6-layer
-network of width 16 has over a thousand parameters, too many to draw one by one;
-Hypothesis still draws (and shrinks) the architecture, the batch size, the weight
-scales and the kind of targets.
+- `networks`, `make_network`, `Network`, `architectures`: sigmoid MLPs (2 to 6 layers of
+  1 to 16 neurons, float64) with a mini-batch X and targets Y in [0, 1]; per-layer weight
+  scales (`WEIGHT_SCALES`) and bias shifts (`SATURATING_SHIFTS`) make some layers saturate.
+- `shapes`, `float_arrays`, `broadcastable_pairs`, `axes`, `arrays_away_from_zero`,
+  `relu_inputs`, `distinct_arrays`, `away_from_integers`, `arrays_away_from_kinks`,
+  `arrays_at_kinks`: arrays for gradient checks, away from kinks (relu at 0, ties in max)
+  and poles (division by ~0, log of ~0), or at them on request.
+- `boundary_arrays`, `saturated_logits`, `BOUNDARY_VALUES`, `FLOAT_DTYPES`, `SATURATION`:
+  values where things break (zeros, kinks, saturation, inf, nan).
+
+Defined here, because they describe this project's own tables and tests:
+
+- `primitive_cases`, `derived_cases`: for every primitive of `tinygrad_nn.ops` and every
+  derived function, a strategy for a call of it on valid inputs.
+- `expressions`, `expression_pairs`: small random expression trees (depth <= 3) over the
+  primitives, with broadcasting shapes and shared inputs.
+- fuzzing, jit, differential-run and memory-layout strategies for their test files.
 """
 
 from __future__ import annotations
@@ -30,157 +33,32 @@ from hypothesis.extra import numpy as hnp
 
 from tinygrad_nn import Tensor, grad, ops
 from tinygrad_nn.tensor import no_grad
-
-# --- sigmoid networks ----------------------------------------------------------------
-
-#: Per-layer weight scales. Weights and biases are uniform in [-scale, scale] and
-#: activations lie in (0, 1), so with 16 inputs a scale of 10 gives |z| up to ~40.
-WEIGHT_SCALES = (0.1, 1.0, 3.0, 10.0)
-#: Scales that keep every sigmoid away from hard saturation (|z| rarely above ~20).
-MODERATE_SCALES = (0.1, 1.0, 3.0)
-#: Per-layer bias shifts. A shift of ±25 pushes *every* unit of a layer into saturation
-#: on one side (a confident, right or wrong, output layer), where σ'(z) ~ 1e-11 for
-#: every unit at once and no unsaturated unit dominates the layer's gradient.
-SATURATING_SHIFTS = (0.0, 0.0, 0.0, 25.0, -25.0)
-
-
-@dataclass
-class Network:
-    """A drawn sigmoid MLP with its mini-batch, in the layout of `tinygrad_nn.backprop`.
-
-    `weights[l-2]` is w^l of shape (n_l, n_{l-1}), `biases[l-2]` is b^l of shape
-    (n_l,), X is (m, n_1) and Y is (m, n_L).
-    """
-
-    sizes: list[int]
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
-    X: np.ndarray
-    Y: np.ndarray
-    scales: list[float] = field(default_factory=list)
-    shifts: list[float] = field(default_factory=list)
-    seed: int = 0
-    targets: str = "uniform"
-
-    @property
-    def m(self) -> int:
-        return self.X.shape[0]
-
-    def describe(self) -> str:
-        return (f"network sizes={self.sizes} (layers 1..{len(self.sizes)}), "
-                f"mini-batch m={self.m}, weight scales per layer={self.scales}, "
-                f"bias shifts={self.shifts}, targets={self.targets}, seed={self.seed}")
-
-
-def architectures(min_layers: int = 2, max_layers: int = 6, max_width: int = 16):
-    """Layer sizes [n_1, ..., n_L]: L in [min_layers, max_layers], each n_l in [1, max_width]."""
-    return st.lists(st.integers(1, max_width), min_size=min_layers, max_size=max_layers)
-
-
-@st.composite
-def networks(draw, min_layers: int = 2, max_layers: int = 6, max_width: int = 16,
-             max_batch: int = 8, scales: tuple[float, ...] = WEIGHT_SCALES,
-             output_scales: tuple[float, ...] | None = None,
-             shifts: tuple[float, ...] = SATURATING_SHIFTS,
-             output_shifts: tuple[float, ...] | None = None,
-             float32_exact: bool = False) -> Network:
-    """A sigmoid network, a mini-batch X with entries in [-1, 1] and targets Y in [0, 1].
-
-    `shifts` are the per-layer bias shifts; `output_scales` and `output_shifts`, if
-    given, replace the last layer's choices (e.g. to keep a^L away from 1 for the
-    cross-entropy cost). With `float32_exact`, every array is rounded to the nearest
-    float32 (but kept as float64), so that a float32 run and a float64 run use exactly
-    the same network.
-    """
-    sizes = draw(architectures(min_layers, max_layers, max_width), label="sizes")
-    m = draw(st.integers(1, max_batch), label="m")
-    n_layers = len(sizes) - 1
-    layer_scales = draw(st.lists(st.sampled_from(scales), min_size=n_layers,
-                                 max_size=n_layers), label="scales")
-    if output_scales is not None:
-        layer_scales[-1] = draw(st.sampled_from(output_scales), label="output scale")
-    layer_shifts = draw(st.lists(st.sampled_from(shifts), min_size=n_layers,
-                                 max_size=n_layers), label="bias shifts")
-    if output_shifts is not None:
-        layer_shifts[-1] = draw(st.sampled_from(output_shifts), label="output shift")
-    targets = draw(st.sampled_from(["uniform", "binary", "mixed"]), label="targets")
-    seed = draw(st.integers(0, 2**32 - 1), label="seed")
-    return make_network(sizes, m, layer_scales, layer_shifts, seed, targets, float32_exact)
-
-
-def make_network(sizes: list[int], m: int, scales: list[float], shifts: list[float] | None = None,
-                 seed: int = 0, targets: str = "uniform", float32_exact: bool = False) -> Network:
-    """The network `networks` draws, from its parameters: for fixed examples in tests.
-
-    w^l and b^l are uniform in [-scale_l, scale_l] (plus shift_l for b^l), X is uniform
-    in [-1, 1]; targets are "uniform" in [0, 1], "binary" (0 or 1) or "mixed".
-    """
-    shifts = [0.0] * len(scales) if shifts is None else shifts
-    rng = np.random.default_rng(seed)
-    weights = [s * rng.uniform(-1, 1, (n, k)) for s, k, n in zip(scales, sizes[:-1], sizes[1:])]
-    biases = [s * rng.uniform(-1, 1, n) + shift
-              for s, shift, n in zip(scales, shifts, sizes[1:])]
-    X = rng.uniform(-1, 1, (m, sizes[0]))
-    Y = rng.uniform(0, 1, (m, sizes[-1]))
-    if targets == "binary":  # one-hot style targets, exactly 0 or 1
-        Y = np.round(Y)
-    elif targets == "mixed":
-        Y = np.where(rng.uniform(size=Y.shape) < 0.5, np.round(Y), Y)
-    if float32_exact:
-        def exact(a):
-            return a.astype(np.float32).astype(np.float64)
-
-        weights, biases = [exact(w) for w in weights], [exact(b) for b in biases]
-        X, Y = exact(X), exact(Y)
-    return Network(list(sizes), weights, biases, X, Y, list(scales), list(shifts), seed,
-                   targets)
-
-
-# --- arrays for gradient checks ------------------------------------------------------
-
-#: Shapes of at most 3 dimensions of side at most 3: small, so finite differences
-#: (two evaluations per element) stay cheap.
-MAX_DIMS, MAX_SIDE = 3, 3
-
-
-def shapes(min_dims: int = 0, max_dims: int = MAX_DIMS):
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=MAX_SIDE)
-
-
-def float_arrays(shape, low: float = -2.0, high: float = 2.0):
-    """float64 arrays of `shape` with finite entries in [low, high]."""
-    return hnp.arrays(np.float64, shape,
-                      elements=st.floats(low, high, allow_subnormal=False))
-
-
-def arrays_away_from_zero(shape, low: float = 0.5, high: float = 2.0):
-    """Entries with low <= |x| <= high, either sign: safe denominators."""
-    magnitudes = float_arrays(shape, low, high)
-    signs = hnp.arrays(np.float64, shape, elements=st.sampled_from([-1.0, 1.0]))
-    return st.builds(np.multiply, magnitudes, signs)
-
-
-def relu_inputs(shape):
-    """Entries with |x| >= 1e-3: a finite difference of step 1e-6 never crosses relu's kink."""
-    return arrays_away_from_zero(shape, 1e-3, 3.0)
-
-
-@st.composite
-def distinct_arrays(draw, shape, min_gap: float = 1e-2, max_gap: float = 1.0):
-    """Arrays whose entries all differ by at least `min_gap`: max has no ties, anywhere."""
-    size = int(np.prod(shape, dtype=int))
-    gaps = draw(hnp.arrays(np.float64, size, elements=st.floats(min_gap, max_gap)))
-    order = draw(st.permutations(range(size)))
-    start = draw(st.floats(-2, 2))
-    values = start + np.cumsum(gaps) - gaps[0]
-    return values[np.asarray(order, dtype=int)].reshape(shape)
-
-
-def broadcastable_pairs(max_dims: int = MAX_DIMS):
-    """Two shapes that broadcast together (size-1 axes, missing leading axes, 0-d)."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=max_dims,
-                                             max_side=MAX_SIDE).map(lambda s: s.input_shapes)
-
+from tinygrad_nn.testing import (  # noqa: F401  (re-exported: the suite's one place)
+    BOUNDARY_VALUES,
+    FLOAT_DTYPES,
+    MAX_DIMS,
+    MAX_SIDE,
+    MODERATE_SCALES,
+    SATURATING_SHIFTS,
+    SATURATION,
+    WEIGHT_SCALES,
+    Network,
+    architectures,
+    arrays_at_kinks,
+    arrays_away_from_kinks,
+    arrays_away_from_zero,
+    away_from_integers,
+    axes,
+    boundary_arrays,
+    broadcastable_pairs,
+    distinct_arrays,
+    float_arrays,
+    make_network,
+    networks,
+    relu_inputs,
+    saturated_logits,
+    shapes,
+)
 
 # --- one call of each primitive ------------------------------------------------------
 
@@ -233,22 +111,6 @@ def _linear_case(draw):
     w, b = draw(float_arrays((n_out, n_in))), draw(float_arrays((n_out,)))
     return Case(f"linear{_shape_text([x, w, b])}", lambda a, c, d: ops.linear(a, c, d),
                 [x, w, b])
-
-
-@st.composite
-def axes(draw, ndim: int):
-    """An `axis` argument for a reduction over an array of `ndim` dimensions."""
-    if ndim == 0:
-        return None
-    kind = draw(st.sampled_from(["none", "int", "negative", "tuple"]))
-    if kind == "none":
-        return None
-    if kind == "tuple":
-        chosen = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim,
-                               unique=True))
-        return tuple(sorted(chosen))
-    axis = draw(st.integers(0, ndim - 1))
-    return axis - ndim if kind == "negative" else axis
 
 
 @st.composite
@@ -575,54 +437,6 @@ primitive_cases = {
     "silu": _unary_case("silu", lambda s: float_arrays(s, -6.0, 6.0)),
     "elu": _elu_case(),
 }
-
-
-# --- boundary inputs: where things break -----------------------------------------------
-# The strategies above draw away from kinks, poles and saturation so that finite differences
-# are valid; these draw *at* them, for the tests of conventions (tests/test_edges*.py).
-
-#: The float dtypes the boundary tests run in.
-FLOAT_DTYPES = (np.float16, np.float32, np.float64)
-#: Saturation: σ(±40) rounds to 0 or 1 in float64 (|z| > 36.04), and 1e4 overflows e^|z|
-#: in every dtype; both fit float16 (max 65504).
-SATURATION = (40.0, 1e4)
-#: Boundary values by kind: exact zeros (both signs), kinks and ties (clip's bounds at ±1,
-#: integers for floor, 0 for relu and abs), saturation, infinities and nan.
-BOUNDARY_VALUES = {
-    "zero": (0.0, -0.0),
-    "kink": (0.0, 1.0, -1.0, 2.0),
-    "saturated": (40.0, -40.0, 1e4, -1e4),
-    "inf": (np.inf, -np.inf),
-    "nan": (np.nan,),
-}
-
-
-def away_from_integers(shape, low: int = -3, high: int = 3, margin: float = 0.05):
-    """Floats at least `margin` from every integer (floor's jumps)."""
-    fractions = hnp.arrays(np.float64, shape, elements=st.floats(margin, 1 - margin))
-    whole = hnp.arrays(np.float64, shape, elements=st.integers(low, high).map(float))
-    return st.tuples(whole, fractions).map(lambda t: t[0] + t[1])
-
-
-@st.composite
-def boundary_arrays(draw, dtype=None, kinds=tuple(BOUNDARY_VALUES), max_side: int = 4):
-    """An array of `dtype` (drawn from FLOAT_DTYPES if None) mixing boundary values of
-    `kinds` with ordinary ones; half the time every entry is equal (ties in max, std 0)."""
-    dtype = np.dtype(dtype if dtype is not None else draw(st.sampled_from(FLOAT_DTYPES)))
-    pool = sorted({v for kind in kinds for v in BOUNDARY_VALUES[kind]}, key=repr)
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=max_side))
-    if draw(st.booleans()):
-        return np.full(shape, draw(st.sampled_from(pool)), dtype=dtype)
-    ordinary = st.floats(-3.0, 3.0, width=16)  # exact in every dtype
-    values = draw(st.lists(st.sampled_from(pool) | ordinary, min_size=int(np.prod(shape)),
-                           max_size=int(np.prod(shape))))
-    return np.array(values, dtype=dtype).reshape(shape)
-
-
-def saturated_logits(dtype=None, max_side: int = 4):
-    """Weighted inputs z^L of an output layer at saturation: ±40 and ±1e4, with some
-    ordinary values, in the float dtypes (finite: no inf or nan)."""
-    return boundary_arrays(dtype, kinds=("zero", "saturated"), max_side=max_side)
 
 
 # --- random expression trees ---------------------------------------------------------

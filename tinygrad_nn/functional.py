@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import ops
+from . import _checks, ops
 from .tensor import Tensor, to_array
 
 Axis = int | tuple[int, ...] | None
@@ -143,15 +143,6 @@ def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
 Pair = int | tuple[int, int]
 
 
-def _pair(value: Pair, who: str, name: str, low: int) -> tuple[int, int]:
-    """An int or a pair of ints (PyTorch's `_pair`), each at least `low`."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= low for v in pair):
-        raise ValueError(f"{who}: {name} must be an int >= {low} or a pair of them, not "
-                         f"{value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _image_shape(x: Any, who: str, what: str = "input") -> tuple[int, ...]:
     shape = np.shape(x.data if isinstance(x, Tensor) else x)
     if len(shape) != 4:
@@ -190,7 +181,8 @@ def conv2d(x: Any, w: Any, b: Any = None, stride: Pair = 1, padding: Pair = 0) -
     """torch.nn.functional.conv2d (no dilation or groups): x (n, c_in, h, w), w (c_out, c_in,
     kh, kw), b (c_out,) or None; output (n, c_out, (h + 2p - kh)//s + 1, ...). Its memory is
     channels-last (see tinygrad_nn.ops): same values, faster next layers."""
-    stride, padding = _pair(stride, "conv2d", "stride", 1), _pair(padding, "conv2d", "padding", 0)
+    stride = _checks.pair("conv2d", "stride", stride)
+    padding = _checks.pair("conv2d", "padding", padding, 0)
     xs, ws = _image_shape(x, "conv2d"), _image_shape(w, "conv2d", "weight")
     if xs[1] != ws[1]:
         raise ValueError(f"conv2d: input {xs} has {xs[1]} channels but weight {ws} expects "
@@ -206,9 +198,9 @@ def conv2d(x: Any, w: Any, b: Any = None, stride: Pair = 1, padding: Pair = 0) -
 
 def _pool_args(x: Any, kernel_size: Pair, stride: Pair | None, padding: Pair,
                who: str) -> dict:
-    kernel = _pair(kernel_size, who, "kernel_size", 1)
-    stride = kernel if stride is None else _pair(stride, who, "stride", 1)
-    padding = _pair(padding, who, "padding", 0)
+    kernel = _checks.pair(who, "kernel_size", kernel_size)
+    stride = kernel if stride is None else _checks.pair(who, "stride", stride)
+    padding = _checks.pair(who, "padding", padding, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{who}: padding {padding} must be at most half the kernel "
                          f"{kernel} (as PyTorch requires)")

@@ -24,21 +24,19 @@ bit-identical weights, and the data is checked before training starts.
 
 from __future__ import annotations
 
-import dataclasses
-import operator
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from . import _checks, nn, ops, optim, training
+from . import _checks, checkpoint, nn, optim, training
 from .costs import COSTS
 from .nn import INITS, Linear, Module
+from .records import MONITORS, EpochRecord, History, tutorial_callback
 from .tensor import Tensor, no_grad
-from .training import EpochRecord, FitHistory, as_arrays
+from .training import as_arrays
 
 __all__ = ["ACTIVATIONS", "EpochStats", "History", "Network", "as_arrays", "load", "stack"]
 
@@ -46,49 +44,8 @@ __all__ = ["ACTIVATIONS", "EpochStats", "History", "Network", "as_arrays", "load
 #: sigmoid, so outputs lie in (0, 1) like the one-hot targets and cross-entropy is defined.
 ACTIVATIONS: dict[str, type[Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
-#: What one epoch of `Network.SGD` achieved: the loop's one record type (`training.EpochRecord`).
+#: What one epoch of `Network.SGD` achieved: the loop's one record type (`records.EpochRecord`).
 EpochStats = EpochRecord
-
-_MONITORS = ("monitor_evaluation_cost", "monitor_evaluation_accuracy", "monitor_training_cost",
-             "monitor_training_accuracy")
-
-
-class History(tuple):
-    """What `Network.SGD` returns: the sequel's four lists, views of one record per epoch.
-
-    As a tuple, ``(evaluation_cost, evaluation_accuracy, training_cost, training_accuracy)``
-    as the sequel's ``network2.SGD`` returns (also attributes); each list has a value per
-    epoch if its ``monitor_...`` flag was set, else none; costs are floats, accuracies counts.
-    `epochs` is the loop's `FitHistory`, one `EpochRecord` per epoch (always filled). Tuple
-    equality compares the four lists only; compare `epochs` for the whole record.
-    """
-
-    epochs: FitHistory
-
-    def __new__(cls, epochs: Iterable[EpochRecord] = (),
-                monitored: Sequence[bool] = (False,) * 4) -> History:
-        epochs = epochs if isinstance(epochs, FitHistory) else FitHistory(epochs)
-        fields = ("evaluation_cost", "evaluation_correct", "training_cost", "training_correct")
-        self = super().__new__(cls, ([getattr(r, name) for r in epochs] if on else []
-                                     for name, on in zip(fields, monitored)))
-        self.epochs, self.monitored = epochs, tuple(monitored)
-        return self
-
-    def __getnewargs__(self) -> tuple[Any, ...]:  # so copy and pickle rebuild the views
-        return self.epochs, self.monitored
-
-    evaluation_cost = property(operator.itemgetter(0), doc="Cost on evaluation_data per epoch.")
-    evaluation_accuracy = property(operator.itemgetter(1),
-                                   doc="Correct evaluation examples per epoch.")
-    training_cost = property(operator.itemgetter(2), doc="Cost on the training data per epoch.")
-    training_accuracy = property(operator.itemgetter(3), doc="Correct training examples per epoch.")
-
-    def __repr__(self) -> str:
-        last = self.epochs[-1] if self.epochs else None
-        seen = "" if last is None else f"; last: training cost {last.training_cost:.6g}" + (
-            "" if last.test_total is None else f", test {last.test_correct} / {last.test_total}")
-        lists = ", ".join(f"{name[8:]}={value}" for name, value in zip(_MONITORS, self))
-        return f"History({len(self.epochs)} epochs{seen}; {lists})"
 
 
 def stack(layers: Sequence[Linear], activation: str = "sigmoid", dropout: float = 0.0,
@@ -104,30 +61,6 @@ def stack(layers: Sequence[Linear], activation: str = "sigmoid", dropout: float 
         if dropout:
             hidden.append(nn.Dropout(dropout, rng))
     return nn.Sequential(*hidden, layers[-1], nn.Sigmoid())
-
-
-class _SequelSGD(optim.SGD):
-    """Plain SGD after the sequel's weight decay, w ← (1 - ηλ/n) w - (η/m) Σ_j ∂C_{X_j}/∂w.
-
-    One in-place multiply per weight matrix (biases are not decayed) before the step: the
-    gradient was computed from the old w, so the order does not matter. The factor is a group
-    hyperparameter, so `jit` watches it like the learning rate.
-    """
-
-    def __init__(self, params: list[Tensor], lr: float, shrink: float) -> None:
-        optim.Optimizer.__init__(self, params, {"lr": lr, "momentum": 0.0, "nesterov": False,
-                                                "weight_decay": 0.0, "shrink": shrink})
-
-    def _update(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.ndim >= 2 and p.grad is not None:
-                    ops.mul(p.data, group["shrink"], out=p.data)
-        super()._update()
-
-
-def _sgd(params: list[Tensor], eta: float, shrink: float) -> optim.SGD:
-    return optim.SGD(params, eta) if shrink == 1.0 else _SequelSGD(params, eta, shrink)
 
 
 class _LiveArrays(list):
@@ -193,19 +126,11 @@ class Network(Module):
 
     def __init__(self, sizes: Sequence[int], cost: str = "quadratic", seed: Any = None,
                  activation: str = "sigmoid", init: str = "standard") -> None:
-        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
-            raise ValueError(f"Network: sizes must be a list of layer widths such as "
-                             f"[784, 30, 10], got {sizes!r}")
-        sizes = list(sizes)
-        if len(sizes) < 2:
-            raise ValueError(f"Network: sizes needs at least 2 layers (input and output), "
-                             f"got {sizes}")
-        if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in sizes):
-            raise ValueError(f"Network: every layer width must be an integer >= 1, got {sizes}")
+        sizes = _checks.widths("Network", sizes)
         for name, value, table in (("cost", cost, COSTS), ("activation", activation, ACTIVATIONS),
                                    ("init", init, INITS)):
             _checks.one_of("Network", name, value, table)
-        self.sizes = [int(n) for n in sizes]
+        self.sizes = sizes
         self.num_layers = len(self.sizes)
         self.cost, self.activation, self.init, self.seed = cost, activation, init, seed
         self.rng = np.random.default_rng(seed)
@@ -250,7 +175,7 @@ class Network(Module):
 
     def evaluate(self, test_data: Any) -> int:
         """The number of examples whose output's largest entry is at the right label."""
-        return self._correct(*self._data(test_data, "test_data"))
+        return self._score(*self._data(test_data, "test_data"))[1]
 
     def total_cost(self, data: Any, lmbda: float = 0.0) -> float:
         """The network's cost over `data` (eq. 2.1, or cross-entropy), with labels one-hot.
@@ -260,21 +185,15 @@ class Network(Module):
         ``network2.total_cost`` computes it.
         """
         X, T = self._data(data, "data")
-        lmbda = _checks.number("total_cost", "the regularisation parameter lmbda", lmbda)
-        return self._total_cost(X, self._targets(T), lmbda)
+        return self._score(X, T, _checks.number("total_cost", "the regularisation parameter "
+                                                          "lmbda", lmbda))[0]
 
-    def _correct(self, X: np.ndarray, T: np.ndarray) -> int:
-        with no_grad():
-            guesses = np.argmax(self.forward(X).data, axis=1)
-        return int(np.count_nonzero(guesses == training._labels_of(T)))
-
-    def _total_cost(self, X: np.ndarray, Y: np.ndarray, lmbda: float = 0.0) -> float:
-        with no_grad():
-            cost = float(self._cost_fn(self.forward(X), Y).item())
-        if lmbda:
-            squares = sum(float(np.vdot(w, w)) for w in self.weights)
-            cost += 0.5 * (lmbda / len(X)) * squares
-        return cost
+    def _score(self, X: np.ndarray, T: np.ndarray, lmbda: float = 0.0) -> tuple[float, int]:
+        """(cost with the L2 term, number correct) of the rows X, by `training.evaluate`."""
+        result = training.evaluate(self.model, training.checked(X, self._targets(T)),
+                                   self._cost_fn)
+        squares = sum(float(np.vdot(w, w)) for w in self.weights) if lmbda else 0.0
+        return result.cost + 0.5 * (lmbda / len(X)) * squares, result.correct or 0
 
     def _targets(self, T: np.ndarray) -> np.ndarray:
         return T if T.ndim == 2 else np.eye(self.sizes[-1])[T]  # labels as one-hot rows y(x)
@@ -293,18 +212,21 @@ class Network(Module):
         eta = _checks.number("update_mini_batch", "the learning rate eta", eta, positive=True)
         X, T = self._data(mini_batch, "mini_batch")
         lmbda = _checks.number("update_mini_batch", "the regularisation parameter lmbda", lmbda)
-        shrink = 1.0
-        if lmbda:
-            if n is None:
-                raise ValueError("update_mini_batch: with lmbda > 0, pass n, the size of the "
-                                 "whole training set (the sequel's 1 - eta*lmbda/n)")
-            shrink = 1.0 - eta * lmbda / _checks.count("update_mini_batch", "n", n, 1)
-        return self._step(X, self._targets(T), _sgd(self.parameters(), eta, shrink)).item()
+        if lmbda and n is None:
+            raise ValueError("update_mini_batch: with lmbda > 0, pass n, the size of the "
+                             "whole training set (the sequel's 1 - eta*lmbda/n)")
+        decay = lmbda / _checks.count("update_mini_batch", "n", n, 1) if lmbda else 0.0
+        return self._step(X, self._targets(T), self._optimizer(eta, decay)).item()
 
     def _step(self, X: np.ndarray, Y: np.ndarray, opt: optim.Optimizer) -> Tensor:
-        # The hot loop's step: forward (one linear + activation per layer), cost, backward,
-        # update. The cost gets the sigmoid's own output tensor (cross-entropy reads its z).
+        # The step `SGD`'s loop takes (forward, cost, backward, update), for jit and benchmarks.
         return training.train_step(self.model, self._cost_fn, opt, X, Y)
+
+    def _optimizer(self, eta: float, decay: float) -> optim.SGD:
+        """Plain SGD; with the sequel's λ, weight decay λ/n on the weights only (not biases):
+        w - η(∇C + (λ/n) w) = (1 - ηλ/n) w - η∇C, the sequel's rule (to rounding)."""
+        params = self.parameters()
+        return optim.SGD(optim.decay_groups(params, decay) if decay else params, eta)
 
     def SGD(self, training_data: Any, epochs: int, mini_batch_size: int, eta: float,
             test_data: Any = None, *, lmbda: float = 0.0, evaluation_data: Any = None,
@@ -347,10 +269,10 @@ class Network(Module):
                             f"is keyword-only here: net.SGD(..., eta, lmbda={test_data!r})")
         lmbda = _checks.number("SGD", "the regularisation parameter lmbda", lmbda)
         early_stopping_n = _checks.count("SGD", "early_stopping_n", early_stopping_n, 0)
-        monitored = tuple(_checks.flag("SGD", name, on) for name, on in zip(_MONITORS, (
+        monitored = tuple(_checks.flag("SGD", name, on) for name, on in zip(MONITORS, (
             monitor_evaluation_cost, monitor_evaluation_accuracy, monitor_training_cost,
             monitor_training_accuracy)))
-        needs = [name for name, on in zip(_MONITORS[:2], monitored) if on] + (
+        needs = [name for name, on in zip(MONITORS[:2], monitored) if on] + (
             ["early_stopping_n"] if early_stopping_n else [])
         if evaluation_data is None and needs:
             raise ValueError(f"SGD: {' and '.join(needs)} need evaluation_data")
@@ -361,23 +283,10 @@ class Network(Module):
             (test_data, "test_data"), (evaluation_data, "evaluation_data")))
         sequel = bool(lmbda or evaluation is not None or early_stopping_n or any(monitored))
 
-        def measure(record: EpochRecord) -> EpochRecord:
-            """The tutorial's and the sequel's measurements after the epoch, then the lines."""
-            fields: dict[str, Any] = {"training_cost": self._total_cost(X, Y, lmbda)}
-            if test is not None:
-                fields.update(test_correct=self._correct(*test), test_total=len(test[0]))
-            if monitor_training_accuracy:
-                fields.update(training_correct=self._correct(X, Y), training_total=len(X))
-            if monitor_evaluation_cost:
-                fields["evaluation_cost"] = self._total_cost(evaluation[0],
-                                                             self._targets(evaluation[1]), lmbda)
-            record = dataclasses.replace(record, **fields)
-            if verbose:
-                _print_epoch(record, sequel, monitored)
-            return record
-
+        measure = tutorial_callback(self._score, (X, Y), test, evaluation, lmbda, monitored,
+                                    sequel if verbose else None)
         fitted = training.fit(
-            self.model, self._cost_fn, _sgd(self.parameters(), eta, 1.0 - eta * lmbda / len(X)),
+            self.model, self._cost_fn, self._optimizer(eta, lmbda / len(X)),
             data, epochs, mini_batch_size, evaluation,
             patience=early_stopping_n or None, restore_best=False, seed=self.rng,
             progress=progress, verbose=False, jit=jit, widths=(self.sizes[0], self.sizes[-1]),
@@ -406,39 +315,19 @@ class Network(Module):
     def load(cls, path: str | os.PathLike[str]) -> Network:
         """A network read from a file written by `save` (`nn.load_state` reads it too).
 
-        Read by `nn.read_checkpoint`, the one hardened reader behind `nn.load_state` and
-        `nn.load_checkpoint`: it never unpickles and refuses damaged files. Raises
-        FileNotFoundError if there is no file, and ValueError naming the file for anything
-        else: not an .npz archive, damage (a flipped bit, a truncation), a missing array, a
-        wrong shape or dtype, NaN or inf, an object array. Every array is checked against
-        ``sizes`` before the network is built, so a file that only declares huge sizes
-        allocates nothing. ``cost``, ``activation`` and ``init`` default to quadratic, sigmoid
-        and standard when absent (files saved before ``init`` was).
+        Read by `checkpoint.read_built`, through the one hardened reader behind `nn.load_state`
+        and `nn.load_checkpoint`: it never unpickles. Raises FileNotFoundError if there is no
+        file, and ValueError naming the file for anything else: not an .npz archive, damage (a
+        flipped bit, a truncation), a missing array, a wrong shape or dtype, NaN or inf, an
+        object array. Every array is checked against ``sizes`` before the network is built, so
+        a file that only declares huge sizes allocates nothing. ``cost``, ``activation`` and
+        ``init`` default to quadratic, sigmoid and standard when absent (older files).
         """
         name = os.fspath(path)
-        meta, arrays = nn.read_checkpoint(name, keep=_OURS.fullmatch)
-        state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-        built = {**state, **(meta.get("built_by") or {})}
-        sizes = _checked(built, "sizes", name)
-        if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (
-                sizes < 1).any():
-            raise ValueError(f"{name}: 'sizes' must be at least 2 integers >= 1, got "
-                             f"{sizes.tolist()} (dtype {sizes.dtype})")
-        texts = {key: built.get(key, np.array(default)) for key, default in (
-            ("cost", "quadratic"), ("activation", "sigmoid"), ("init", "standard"))}
-        for key, value in texts.items():
-            if value.ndim != 0 or value.dtype.kind != "U":
-                raise ValueError(f"{name}: {key!r} must be a 0-d unicode array, got dtype "
-                                 f"{value.dtype} and shape {value.shape}")
-        widths = sizes.tolist()
-        # Every array is checked against the sizes *before* the network is built: building
-        # first would allocate whatever the file declares (sizes [4, 1e6, 1e6, 2] asked for
-        # 7.28 TiB), while an array read here is at most as big as the file.
-        for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-            _checked(state, f"weight_{i}", name, (n_out, n_in), widths)
-            _checked(state, f"bias_{i}", name, (n_out,), widths)
+        built, state = checkpoint.read_built(name)
+        widths = built.pop("sizes")
         try:
-            net = cls(widths, **{key: str(value) for key, value in texts.items()})
+            net = cls(widths, **built)
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
         net.load_state_dict({key: state[key] for key in net.state_dict()})
@@ -447,41 +336,6 @@ class Network(Module):
     def __repr__(self) -> str:
         return (f"Network({self.sizes}, cost={self.cost!r}, activation={self.activation!r}, "
                 f"init={self.init!r})")
-
-
-def _print_epoch(r: EpochRecord, sequel: bool, monitored: Sequence[bool]) -> None:
-    """The tutorial's epoch line, then the sequel's monitoring lines, in the sequel's order."""
-    print(f"Epoch {r.epoch}: {r.test_correct} / {r.test_total}" if r.test_total is not None
-          else f"Epoch {r.epoch}{' training' if sequel else ''} complete", flush=True)
-    evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = monitored
-    for on, line in ((training_cost, f"Cost on training data: {r.training_cost}"),
-                     (training_accuracy, f"Accuracy on training data: {r.training_correct} / "
-                                         f"{r.training_total}"),
-                     (evaluation_cost, f"Cost on evaluation data: {r.evaluation_cost}"),
-                     (evaluation_accuracy, f"Accuracy on evaluation data: {r.val_correct} / "
-                                           f"{r.val_total}")):
-        if on:
-            print(line, flush=True)
-
-
-#: The arrays `Network.load` reads: its state dict and `nn.BUILT_BY`; any other is not read.
-_OURS = re.compile(r"(model/)?(sizes|cost|activation|init|(weight|bias)_\d+)")
-
-
-def _checked(arrays: dict[str, np.ndarray], key: str, name: str,
-             shape: tuple[int, ...] | None = None, sizes: list[int] | None = None) -> np.ndarray:
-    """The array `key` of a model file; with `shape`, checked to hold finite floats of it."""
-    if key not in arrays:
-        raise ValueError(f"{name}: missing array {key!r} (the file has "
-                         f"{', '.join(arrays) or 'no arrays'})")
-    value = arrays[key]
-    problem = None if shape is None else (
-        f"has shape {value.shape}, but sizes {sizes} need {shape}" if value.shape != shape
-        else f"must hold floats, got {value.dtype}" if value.dtype.kind != "f"
-        else "holds NaN or inf" if not np.isfinite(value).all() else None)
-    if problem:
-        raise ValueError(f"{name}: {key!r} {problem}")
-    return value
 
 
 def load(path: str | os.PathLike[str]) -> Network:

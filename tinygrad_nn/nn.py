@@ -13,41 +13,37 @@ layers through the primitives' VJPs.
 Also here: weight initialisation by name (`init_weights`; `Linear` and `Conv2d` default to
 PyTorch's uniform U(-1/√fan_in, 1/√fan_in), the tutorial's `Network` keeps its N(0, 1)),
 training and evaluation modes (`Module.train` / `Module.eval`, which `Dropout` and batch norm
-look at), a module's parameters and buffers as named arrays (`Module.state_dict`,
-`save_state`, `load_state`), and training checkpoints in the same file format
-(`save_checkpoint`, `load_checkpoint`: model, optimizer, schedule and epoch in one .npz).
+look at), and a module's parameters and buffers as named arrays (`Module.state_dict`). The
+file format (`save_state`, `load_state`, `save_checkpoint`, `load_checkpoint`) lives in
+`checkpoint` and is re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
-import struct
-import tempfile
-import zipfile
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from numbers import Real
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-try:  # zipfile reads LZMA members when the module exists; its errors are damage too
-    import lzma
-except ImportError:  # pragma: no cover (a Python built without liblzma)
-    lzma = None  # type: ignore[assignment]
-
+from . import _checks, ops
 from . import functional as F
-from . import ops
+from .checkpoint import (  # noqa: F401  (the file format, re-exported: nn.save_state, ...)
+    BUILT_BY,
+    load_checkpoint,
+    load_state,
+    open_model_file,
+    read_checkpoint,
+    save_checkpoint,
+    save_state,
+    write_atomically,
+)
 from .tensor import Tensor, _GradMode, as_tensor, watch
 
 __all__ = ["DEFAULT_INIT", "ELU", "GELU", "INITS", "AvgPool2d", "BatchNorm1d", "BatchNorm2d",
            "Conv2d", "Dropout", "Flatten", "LeakyReLU", "Linear", "MaxPool2d", "Module", "ReLU",
-           "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "init_weights", "load_checkpoint",
-           "load_state", "save_checkpoint", "save_state"]
+           "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "init_weights"]
 
 RNG = np.random.Generator | int | None
 
@@ -261,8 +257,7 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Set `training` on this module and every sub-module; returns self."""
-        if not isinstance(mode, bool):
-            raise ValueError(f"train: mode must be True or False, got {mode!r}")
+        mode = _checks.flag("train", "mode", mode)
         for module in self.modules():
             module.training = mode
         return self
@@ -366,12 +361,6 @@ def _cast_into(value: np.ndarray, dtype: np.dtype, name: str) -> tuple[np.ndarra
     return cast, None
 
 
-def _positive_int(value: Any, name: str, who: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class Linear(Module):
     """z = x wᵀ + b: the weighted inputs of a layer of n_out neurons with n_in inputs each.
 
@@ -404,10 +393,9 @@ class Linear(Module):
 
     def __init__(self, n_in: int, n_out: int, init: str = DEFAULT_INIT,
                  rng: np.random.Generator | int | None = None, *, bias: bool = True) -> None:
-        n_in = _positive_int(n_in, "n_in", "Linear")
-        n_out = _positive_int(n_out, "n_out", "Linear")
-        if init not in INITS:
-            raise ValueError(f"Linear: init must be one of {', '.join(INITS)}, got {init!r}")
+        n_in = _checks.count("Linear", "n_in", n_in, 1)
+        n_out = _checks.count("Linear", "n_out", n_out, 1)
+        _checks.one_of("Linear", "init", init, INITS)
         rng = _generator(rng)
         self.weight = Tensor(init_weights((n_out, n_in), init, rng), requires_grad=True)
         self.bias = (Tensor(_init_bias(n_out, n_in, init, rng), requires_grad=True) if bias
@@ -422,17 +410,6 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"n_in={self.n_in}, n_out={self.n_out}, init={self.init!r}"
                 + ("" if self.bias is not None else ", bias=False"))
-
-
-def _pair(value: Any, name: str, who: str, least: int = 1) -> tuple[int, int]:
-    """An int or a pair of ints (PyTorch's ``_pair``), each at least `least`."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                       and v >= least for v in pair)):
-        raise ValueError(f"{who}: {name} must be an integer >= {least} or a pair of them, "
-                         f"got {value!r}")
-    return int(pair[0]), int(pair[1])
 
 
 class Conv2d(Module):
@@ -458,13 +435,12 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
                  bias: bool = True, *, init: str = DEFAULT_INIT, rng: RNG = None) -> None:
-        self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
-        self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
-        self.stride = _pair(stride, "stride", "Conv2d")
-        self.padding = _pair(padding, "padding", "Conv2d", least=0)
-        if init not in INITS:
-            raise ValueError(f"Conv2d: init must be one of {', '.join(INITS)}, got {init!r}")
+        self.in_channels = _checks.count("Conv2d", "in_channels", in_channels, 1)
+        self.out_channels = _checks.count("Conv2d", "out_channels", out_channels, 1)
+        self.kernel_size = _checks.pair("Conv2d", "kernel_size", kernel_size)
+        self.stride = _checks.pair("Conv2d", "stride", stride)
+        self.padding = _checks.pair("Conv2d", "padding", padding, 0)
+        _checks.one_of("Conv2d", "init", init, INITS)
         rng = _generator(rng)
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         self.weight = Tensor(init_weights(shape, init, rng), requires_grad=True)
@@ -496,9 +472,9 @@ class _Pool2d(Module):
                  stride: int | tuple[int, int] | None = None,
                  padding: int | tuple[int, int] = 0) -> None:
         who = type(self).__name__
-        self.kernel_size = _pair(kernel_size, "kernel_size", who)
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", who)
-        self.padding = _pair(padding, "padding", who, least=0)
+        self.kernel_size = _checks.pair(who, "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else _checks.pair(who, "stride", stride)
+        self.padding = _checks.pair(who, "padding", padding, 0)
         for k, p in zip(self.kernel_size, self.padding):
             if p > k // 2:  # PyTorch's rule: a window must hold at least one input value
                 raise ValueError(f"{who}: padding {self.padding} must be at most half the "
@@ -560,13 +536,10 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         who = type(self).__name__
-        self.num_features = _positive_int(num_features, "num_features", who)
-        if isinstance(eps, bool) or not isinstance(eps, Real) or not eps > 0:
-            raise ValueError(f"{who}: eps must be a number > 0, got {eps!r}")
-        if isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 <= momentum <= 1:
-            raise ValueError(f"{who}: momentum must be a number in [0, 1], got {momentum!r} "
-                             f"(PyTorch's momentum=None, a cumulative average, is not supported)")
-        self.eps, self.momentum = float(eps), float(momentum)
+        self.num_features = _checks.count(who, "num_features", num_features, 1)
+        # (PyTorch's momentum=None, a cumulative average, is not supported.)
+        self.eps = _checks.number(who, "eps", eps, positive=True)
+        self.momentum = _checks.fraction(who, "momentum", momentum, closed=True)
         self.weight = Tensor(np.ones(self.num_features), requires_grad=True)
         self.bias = Tensor(np.zeros(self.num_features), requires_grad=True)
         self.register_buffer("running_mean", Tensor(np.zeros(self.num_features)))
@@ -727,10 +700,7 @@ class Dropout(Module):
     """
 
     def __init__(self, p: float = 0.5, rng: RNG = None) -> None:
-        if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: p is the probability of dropping an element and must "
-                             f"be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = _checks.fraction("Dropout", "p (the probability of dropping an element)", p)
         self.rng = _generator(rng)
 
     def forward(self, x: Any) -> Tensor:
@@ -790,332 +760,3 @@ class Sequential(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self.layers)
 
-
-# --- parameters in a file -------------------------------------------------------------------
-
-
-def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
-    """Write a file by `write(f)` into a temporary file beside `path`, then rename it over `path`.
-
-    A reader never sees half a file, and on any failure the temporary file is removed and a
-    previous file at `path` is left as it was. Errors of the file system name `path`, not the
-    temporary file.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                   suffix=".tmp")
-    except OSError as err:  # e.g. the folder does not exist
-        raise OSError(err.errno, err.strerror, path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it normal rights
-        try:
-            os.replace(tmp, path)
-        except OSError as err:  # e.g. path is a directory
-            raise OSError(err.errno, err.strerror, path) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-#: The small arrays a model file may hold beside the state dict, saying what built the model
-#: (`Network.save` writes all four; a plain module none). `read_checkpoint` returns them as
-#: the description's ``built_by``, never as parameters.
-BUILT_BY = ("sizes", "cost", "activation", "init")
-
-
-def save_state(module: Module, path: str | os.PathLike[str],
-               built_by: Mapping[str, Any] | None = None) -> None:
-    """Write `module.state_dict()` to an .npz file at `path` (used as given: no ``.npz`` added).
-
-    One array per parameter, named by its path (``0.weight``, ``layers.1.bias``), and one
-    small array per entry of `built_by` (keys from `BUILT_BY`: a list of ints, a string).
-    Written atomically: to a temporary file in the same folder, then renamed over `path`; if
-    anything fails, a previous file at `path` is left as it was.
-    """
-    arrays = dict(module.state_dict())
-    for key, value in (built_by or {}).items():
-        if key not in BUILT_BY or key in arrays:
-            raise ValueError(f"save_state: built_by keys are {', '.join(BUILT_BY)} and must "
-                             f"not name a parameter, got {key!r}")
-        arrays[key] = np.array(value, dtype=np.int64 if key == "sizes" else None)
-    write_atomically(path, lambda f: np.savez(f, **arrays))
-
-
-# What zipfile, zlib and numpy's .npy header parser raise on damaged bytes (none of it is
-# documented as a closed set, so the fuzz tests of tests/test_model_files.py keep it honest):
-# a broken directory or a failed CRC-32 (BadZipFile), a bad deflate stream (zlib.error), a
-# flag or method bit that zipfile does not support (NotImplementedError) or reads as
-# "encrypted" (RuntimeError), a short read (EOFError), an unparsable header (ValueError).
-_DAMAGE: tuple[type[BaseException], ...] = (
-    ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-    RuntimeError, struct.error, *([lzma.LZMAError] if lzma is not None else []))
-_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
-
-
-class _NeedsPickle(Exception):
-    """An array of Python objects: refused, never unpickled."""
-
-
-class ModelFile:
-    """An .npz model file opened by `open_model_file`: its array names and a checked reader.
-
-    Nothing is read until asked for: `read(key)` parses that array's .npy header, refuses
-    object dtypes (which would need pickle), checks that the bytes present are exactly what
-    the header declares before allocating anything, and lets zipfile verify the CRC-32, so a
-    damaged array is refused rather than returned with wrong values.
-    """
-
-    def __init__(self, archive: zipfile.ZipFile, where: str) -> None:
-        self._archive, self._where = archive, where
-        self._members = {(n[:-4] if n.endswith(".npy") else n): n for n in archive.namelist()}
-        #: The names of the arrays, as `np.savez` was given them (without ``.npy``).
-        self.files = list(self._members)
-
-    def read(self, key: str) -> np.ndarray:
-        """The array `key` (a KeyError if there is none), or ValueError naming the file."""
-        member = self._members[key]
-        try:
-            return self._read(member)
-        except _NeedsPickle:
-            raise ValueError(f"{self._where} holds object arrays: {key!r} would need pickle "
-                             f"to load; refused (allow_pickle=False)") from None
-        except _DAMAGE as err:
-            why = str(err) if type(err) is ValueError else f"{type(err).__name__}: {err}"
-            raise ValueError(f"{self._where} is damaged (array {key!r}: {why})") from None
-
-    def _read(self, member: str) -> np.ndarray:
-        if not member.endswith(".npy"):
-            raise ValueError(f"{member!r} is not an .npy array")
-        info = self._archive.getinfo(member)
-        with self._archive.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            if version not in ((1, 0), (2, 0)):  # np.savez writes 1.0, or 2.0 for huge headers
-                raise ValueError(f"unsupported .npy format version {version}")
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran_order, dtype = read_header(f)
-            if dtype.hasobject:
-                raise _NeedsPickle
-            # Python ints: a damaged shape cannot overflow, and nothing is allocated from it
-            # until the archive is seen to hold exactly that many bytes.
-            nbytes = math.prod(shape) * dtype.itemsize
-            declared = info.file_size - f.tell()
-            if nbytes != declared:
-                raise ValueError(f"the header declares shape {shape} of {dtype} "
-                                 f"({nbytes} bytes) but {declared} bytes follow it")
-            data = f.read(nbytes)
-            if len(data) != nbytes or f.read(1):  # reading to the end checks the CRC-32
-                raise ValueError(f"{len(data)} bytes of data where {nbytes} were declared")
-        flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape))
-        array = flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
-        return np.array(array, order="C")  # a writable copy, not a view of the bytes
-
-
-def _not_an_archive(head: bytes, err: BaseException) -> str:
-    """Why the first bytes `head` of a file are not an .npz archive, for a person."""
-    if head.startswith(_ZIP_MAGIC):
-        return f"a damaged zip archive: {type(err).__name__}: {err}"
-    if head[:1] == b"\x80":
-        return "it is a Python pickle, never loaded here since unpickling can run code"
-    text = head[:16].decode("utf-8", errors="replace")
-    if all(c.isprintable() or c.isspace() for c in text):
-        return f"it begins with the text {text!r}"
-    return f"it begins with the bytes {head[:8].hex(' ')}"
-
-
-@contextlib.contextmanager
-def open_model_file(path: str | os.PathLike[str], who: str = "") -> Iterator[ModelFile]:
-    """Open an .npz model file (`save_state`'s, `save_checkpoint`'s) for checked reading.
-
-    The hardened reader under `read_checkpoint`, hence `load_state`, `load_checkpoint` and
-    `Network.load`: never unpickles, never allocates from sizes the file only declares,
-    closes the file whatever happens. Raises
-    FileNotFoundError if there is no file, and ValueError, beginning with `who` and the file
-    name, for a directory, an unreadable or empty file, a single .npy array, anything that is
-    not a zip archive (a pickle, text) and any damage (see `ModelFile.read`).
-    """
-    name = os.fspath(path)
-    where = f"{who}{name}"
-    if os.path.isdir(name):
-        raise ValueError(f"{where} is a directory, not a tinygrad_nn model file (.npz)")
-    try:
-        f = open(name, "rb")  # noqa: SIM115 (closed by the `with f` below, whatever happens)
-    except FileNotFoundError:
-        raise
-    except OSError as err:
-        raise ValueError(f"{where} cannot be read ({err.strerror})") from None
-    # Opened here, not by np.load: it leaves the file open when it refuses a damaged zip,
-    # and it falls back to unpickling whatever is neither .npz nor .npy.
-    with f:
-        head = f.read(len(_NPY_MAGIC) + 10)
-        if not head:
-            raise ValueError(f"{where} is empty, not a tinygrad_nn model file (.npz)")
-        if head.startswith(_NPY_MAGIC):
-            raise ValueError(f"{where} holds a single array (.npy), not an .npz archive of "
-                             f"a model")
-        try:
-            archive = zipfile.ZipFile(f)
-        except _DAMAGE as err:
-            raise ValueError(f"{where} is not an .npz archive, so not a tinygrad_nn model file "
-                             f"({_not_an_archive(head, err)})") from None
-        with archive:
-            yield ModelFile(archive, where)
-
-
-def load_state(module: Module, path: str | os.PathLike[str]) -> None:
-    """Load parameters written by `save_state` into `module`, in place (`load_state_dict`).
-
-    A checkpoint of `save_checkpoint` works too: its model part is loaded.
-
-    Read by `open_model_file`, which never unpickles. Raises FileNotFoundError if there is no
-    file, and ValueError naming the file if it is a directory, empty, not an .npz archive (a
-    text file, a pickle), damaged (a flipped bit, a truncation), holds object arrays, or does
-    not fit the module (missing or unexpected names, other shapes, values out of the range of
-    a parameter's dtype). Every array is read and checked before any parameter changes.
-    """
-    state = _model_part(read_checkpoint(path, "load_state: ")[1])
-    try:
-        module.load_state_dict(state)
-    except ValueError as err:
-        raise ValueError(f"load_state: {os.fspath(path)}: {err}") from None
-
-
-# --- training checkpoints: model, optimizer, schedule and epoch in one .npz -----------------
-
-#: The member of a checkpoint that holds its description: JSON text as an array of bytes
-#: (uint8), so the file stays arrays only and is read with allow_pickle=False like any other.
-_META = "checkpoint.json"
-_FORMAT = "tinygrad_nn checkpoint"
-
-
-def save_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any = None,
-                    scheduler: Any = None, epoch: int | None = None,
-                    extra: Mapping[str, Any] | None = None) -> None:
-    """Write a training checkpoint to the .npz file `path`: everything needed to resume.
-
-    PyTorch's habit is ``torch.save({"model": model.state_dict(), "optimizer":
-    opt.state_dict(), ...}, path)``, a pickle; here the same content is one .npz archive of
-    arrays (never a pickle, read back by the hardened `open_model_file`): the model's
-    `state_dict` as ``model/<name>``, the optimizer's state arrays as
-    ``optimizer/<index>/<name>``, and a JSON description (the epoch, the optimizer's and
-    schedule's type and hyperparameters, `extra`, which must be JSON-serialisable: a seed, a
-    generator's ``bit_generator.state``) in the member ``checkpoint.json``. Written
-    atomically, as `save_state`.
-
-    `load_checkpoint` restores it; `load_state` reads the model out of it too.
-    """
-    arrays = {f"model/{name}": array for name, array in model.state_dict().items()}
-    meta: dict[str, Any] = {"format": _FORMAT, "version": 1, "epoch": epoch,
-                            "model": list(model.state_dict()), "optimizer": None,
-                            "scheduler": None, "extra": None if extra is None else dict(extra)}
-    if optimizer is not None:
-        state = optimizer.state_dict()
-        groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
-                  for group in state["param_groups"]]
-        meta["optimizer"] = {"type": type(optimizer).__name__, "param_groups": groups,
-                             "state": {str(i): list(entry) for i, entry in state["state"].items()}}
-        for i, entry in state["state"].items():
-            arrays.update({f"optimizer/{i}/{name}": value for name, value in entry.items()})
-    if scheduler is not None:
-        meta["scheduler"] = {"type": type(scheduler).__name__, "state": scheduler.state_dict()}
-    try:
-        text = json.dumps(meta)
-    except TypeError as err:
-        raise TypeError(f"save_checkpoint: extra must hold JSON values only ({err})") from None
-    arrays[_META] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    write_atomically(path, lambda f: np.savez(f, **arrays))
-
-
-def read_checkpoint(path: str | os.PathLike[str], who: str = "",
-                    keep: Callable[[str], bool] | None = None,
-                    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(description, arrays) of a model file: the one reader behind `load_state`,
-    `load_checkpoint` and `Network.load`.
-
-    Every array (only those whose name `keep` accepts, if given: the others are not even
-    read) is read and checked by `open_model_file`; the JSON description of
-    `save_checkpoint` is parsed and checked. A file without one (`save_state`'s, and
-    `Network.save`'s, today's and older) is a model-only checkpoint: its `BUILT_BY` arrays
-    become the description's ``built_by`` (None if it has none), the others ``model/<name>``.
-    Errors begin with `who` and the file name.
-    """
-    with open_model_file(path, who) as archive:
-        arrays = {key: archive.read(key) for key in archive.files
-                  if keep is None or key == _META or keep(key)}
-    if _META not in arrays:  # a file of save_state or Network.save: the model alone
-        built = {key: arrays.pop(key) for key in BUILT_BY if key in arrays}
-        return {"epoch": None, "extra": None, "optimizer": None, "scheduler": None,
-                "built_by": built or None, "model": list(arrays)}, {f"model/{k}": v
-                                                                    for k, v in arrays.items()}
-    where = f"{who}{os.fspath(path)}"
-    try:
-        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{where} is damaged (its {_META} is not JSON: {err})") from None
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        raise ValueError(f"{where}: {_META} does not describe a {_FORMAT}")
-    return meta, arrays
-
-
-def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any = None,
-                    scheduler: Any = None) -> dict[str, Any]:
-    """Restore what `save_checkpoint` wrote into `model` (and `optimizer`, `scheduler`).
-
-    Returns ``{"epoch": ..., "extra": ...}`` as saved. Build the model, optimizer and
-    schedule as for the first run, load, and continue from epoch + 1: the weights then
-    follow the run that never stopped bit for bit (provided the data order and any random
-    generator are restored too, e.g. from `extra`). A file of `save_state` loads as a
-    model-only checkpoint (epoch None).
-
-    All or nothing: if the optimizer's or schedule's state does not fit, or the file holds
-    none while one is given, ValueError names the problem and the model, optimizer and
-    schedule are left as they were. Reading errors are those of `load_state`.
-    """
-    who = "load_checkpoint: "
-    meta, arrays = read_checkpoint(path, who)
-    where = f"{who}{os.fspath(path)}"
-    wanted = {"optimizer": optimizer, "scheduler": scheduler}
-    for part, obj in wanted.items():
-        if obj is None:
-            continue
-        saved = meta.get(part)
-        if saved is None:
-            raise ValueError(f"{where} holds no {part} state (saved without one); load the "
-                             f"model with load_state, or pass {part}=None")
-        if saved.get("type") != type(obj).__name__:
-            raise ValueError(f"{where} holds the state of a {saved.get('type')}, not of a "
-                             f"{type(obj).__name__}")
-    model_state = _model_part(arrays)
-    before = [(obj, obj.state_dict()) for obj in (model, optimizer, scheduler) if obj is not None]
-    try:
-        model.load_state_dict(model_state)
-        if optimizer is not None:
-            optimizer.load_state_dict(_optimizer_state(meta["optimizer"], arrays))
-        if scheduler is not None:
-            scheduler.load_state_dict(meta["scheduler"]["state"])
-    except (ValueError, TypeError, KeyError) as err:
-        for obj, state in before:  # all or nothing: put back what was already loaded
-            obj.load_state_dict(state)
-        raise ValueError(f"{where}: {err}") from None
-    return {"epoch": meta.get("epoch"), "extra": meta.get("extra")}
-
-
-def _model_part(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The model's state dict among a checkpoint's arrays (``model/<name>``)."""
-    return {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-
-
-def _optimizer_state(saved: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict:
-    """An optimizer's `state_dict` rebuilt from a checkpoint's description and arrays."""
-    state = {int(i): {name: arrays[f"optimizer/{i}/{name}"] for name in names}
-             for i, names in saved["state"].items()}
-    return {"state": state, "param_groups": saved["param_groups"]}

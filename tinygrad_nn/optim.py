@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from . import ops
+from . import _checks, ops
 from .tensor import Tensor, _bump_versions, _GradMode, watch
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler",
@@ -65,44 +65,12 @@ ParamsLike = Iterable[Tensor] | Iterable[Mapping[str, Any]]
 # --- checking hyperparameters: one line each, naming the optimizer and the value ----------------
 
 
-def _number(who: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _check_lr(who: str, lr: Any) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, Real) or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"{who}: the learning rate lr must be a finite number > 0, got {lr!r}")
-    return float(lr)
-
-
-def _check_at_least_0(who: str, name: str, value: Any) -> float:
-    value = _number(who, name, value)
-    if value < 0:
-        raise ValueError(f"{who}: {name} must be >= 0, got {value!r}")
-    return value
-
-
 def _check_betas(who: str, betas: Any) -> tuple[float, float]:
     try:
         beta1, beta2 = betas
     except (TypeError, ValueError):
         raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}") from None
-    checked = []
-    for i, beta in enumerate((beta1, beta2)):
-        beta = _number(who, f"betas[{i}]", beta)
-        if not 0 <= beta < 1:
-            raise ValueError(f"{who}: betas[{i}] must be in [0, 1), got {beta!r}")
-        checked.append(beta)
-    return checked[0], checked[1]
-
-
-def _check_eps(who: str, eps: Any) -> float:
-    eps = _number(who, "eps", eps)
-    if eps <= 0:
-        raise ValueError(f"{who}: eps must be > 0, got {eps!r}")
-    return eps
+    return _checks.fraction(who, "betas[0]", beta1), _checks.fraction(who, "betas[1]", beta2)
 
 
 def _as_index(key: Any) -> int:
@@ -211,7 +179,8 @@ class Optimizer:
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """Check (and normalise) a group's hyperparameters; subclasses extend it."""
-        group["lr"] = _check_lr(type(self).__name__, group["lr"])
+        group["lr"] = _checks.number(type(self).__name__, "the learning rate lr", group["lr"],
+                                     positive=True)
 
     def zero_grad(self) -> None:
         """Set every parameter's `.grad` to None (PyTorch's default, set_to_none=True)."""
@@ -446,10 +415,9 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        group["momentum"] = _check_at_least_0("SGD", "momentum", group["momentum"])
-        group["weight_decay"] = _check_at_least_0("SGD", "weight_decay", group["weight_decay"])
-        if not isinstance(group["nesterov"], (bool, np.bool_)):
-            raise ValueError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
+        group["momentum"] = _checks.number("SGD", "momentum", group["momentum"])
+        group["weight_decay"] = _checks.number("SGD", "weight_decay", group["weight_decay"])
+        group["nesterov"] = _checks.flag("SGD", "nesterov", group["nesterov"])
         if group["nesterov"] and group["momentum"] == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0 (Nesterov's step looks "
                              "ahead along the momentum)")
@@ -531,8 +499,8 @@ class Adam(Optimizer):
         super()._check_group(group)
         who = type(self).__name__
         group["betas"] = _check_betas(who, group["betas"])
-        group["eps"] = _check_eps(who, group["eps"])
-        group["weight_decay"] = _check_at_least_0(who, "weight_decay", group["weight_decay"])
+        group["eps"] = _checks.number(who, "eps", group["eps"], positive=True)
+        group["weight_decay"] = _checks.number(who, "weight_decay", group["weight_decay"])
 
     def _update(self) -> None:
         """One Adam update of every parameter that has a gradient."""
@@ -640,16 +608,11 @@ class RMSprop(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        group["alpha"] = _check_at_least_0("RMSprop", "alpha", group["alpha"])
-        if group["alpha"] > 1:
-            raise ValueError(f"RMSprop: alpha must be in [0, 1], got {group['alpha']!r}")
-        group["eps"] = _check_eps("RMSprop", group["eps"])
-        group["weight_decay"] = _check_at_least_0("RMSprop", "weight_decay",
-                                                  group["weight_decay"])
-        group["momentum"] = _check_at_least_0("RMSprop", "momentum", group["momentum"])
-        if not isinstance(group["centered"], (bool, np.bool_)):
-            raise ValueError(f"RMSprop: centered must be True or False, got "
-                             f"{group['centered']!r}")
+        group["alpha"] = _checks.fraction("RMSprop", "alpha", group["alpha"], closed=True)
+        group["eps"] = _checks.number("RMSprop", "eps", group["eps"], positive=True)
+        group["weight_decay"] = _checks.number("RMSprop", "weight_decay", group["weight_decay"])
+        group["momentum"] = _checks.number("RMSprop", "momentum", group["momentum"])
+        group["centered"] = _checks.flag("RMSprop", "centered", group["centered"])
 
     def _update(self) -> None:
         """One RMSprop update of every parameter that has a gradient (class docstring)."""
@@ -776,7 +739,8 @@ class LRScheduler:
                 raise ValueError(f"{who}: {name} must be a number, got {value!r}")
         for name, value in state_dict.items():
             setattr(self, name, value)
-        self.base_lrs = [_check_lr(who, lr) for lr in base_lrs]
+        self.base_lrs = [_checks.number(who, "the learning rate lr", lr, positive=True)
+                         for lr in base_lrs]
         self.last_epoch = int(epoch)
         self._apply()
 
@@ -784,25 +748,12 @@ class LRScheduler:
         return f"{type(self).__name__}(epoch {self.last_epoch}, lr {self.get_last_lr()})"
 
 
-def _check_gamma(who: str, gamma: Any) -> float:
-    gamma = _number(who, "gamma", gamma)
-    if gamma <= 0:
-        raise ValueError(f"{who}: gamma must be > 0, got {gamma!r}")
-    return gamma
-
-
-def _check_positive_int(who: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{who}: {name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 class StepLR(LRScheduler):
     """lr = lr₀ · γ^⌊epoch / step_size⌋: divide by 1/γ every `step_size` epochs."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = _check_positive_int("StepLR", "step_size", step_size)
-        self.gamma = _check_gamma("StepLR", gamma)
+        self.step_size = _checks.count("StepLR", "step_size", step_size, 1)
+        self.gamma = _checks.number("StepLR", "gamma", gamma, positive=True)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -813,7 +764,7 @@ class ExponentialLR(LRScheduler):
     """lr = lr₀ · γ^epoch."""
 
     def __init__(self, optimizer: Optimizer, gamma: float) -> None:
-        self.gamma = _check_gamma("ExponentialLR", gamma)
+        self.gamma = _checks.number("ExponentialLR", "gamma", gamma, positive=True)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -829,8 +780,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
-        self.T_max = _check_positive_int("CosineAnnealingLR", "T_max", T_max)
-        self.eta_min = _check_at_least_0("CosineAnnealingLR", "eta_min", eta_min)
+        self.T_max = _checks.count("CosineAnnealingLR", "T_max", T_max, 1)
+        self.eta_min = _checks.number("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -35,12 +34,15 @@ from .costs import COSTS, check_labels
 from .datasets import Dataset
 from .jit import jit as capture_and_replay  # (fit's keyword `jit` would hide the name)
 from .optim import LRScheduler, Optimizer
+from .records import EpochRecord, FitHistory, fit_line
 from .tensor import Tensor, as_tensor, no_grad
 
 __all__ = ["EpochRecord", "Evaluation", "FitHistory", "as_arrays", "cast_parameters", "evaluate",
            "fit", "train_step"]
 
 EVAL_BATCH = 1000  # rows per forward pass when evaluating: bounded memory, few Python calls
+
+
 class _SameCost:
     """validation_cost's default: the training cost (with a readable repr for help())."""
 
@@ -49,86 +51,6 @@ class _SameCost:
 
 
 _SAME = _SameCost()
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One epoch of the loop: what `fit` measured, and what its callbacks added.
-
-    Always: `train_cost`, the mean of the epoch's mini-batch costs weighted by their sizes,
-    measured during the epoch (in training mode: free, and a lagging view); `lr`, the first
-    parameter group's learning rate; `seconds` (left out of ``==``: timing is no result).
-    With validation data, measured after the epoch in evaluation mode: `val_cost`,
-    `val_accuracy`, `val_correct` of `val_total` (accuracy None for a single output).
-
-    Measured by `Network.SGD`'s callbacks (None otherwise): `training_cost`, the cost over
-    the whole training data after the epoch (eq. 2.1 or cross-entropy, plus the sequel's
-    (λ/2n) Σ w²), always; `test_correct` of `test_total` with test data; the sequel's
-    monitored `evaluation_cost` (with the L2 term) and `training_correct` of `training_total`.
-    The sequel's `evaluation_correct`/`evaluation_total` are `val_correct`/`val_total`.
-    """
-
-    epoch: int
-    train_cost: float
-    lr: float
-    seconds: float = field(default=0.0, compare=False)
-    val_cost: float | None = None
-    val_accuracy: float | None = None
-    val_correct: int | None = None
-    val_total: int | None = None
-    training_cost: float | None = None
-    training_correct: int | None = None
-    training_total: int | None = None
-    test_correct: int | None = None
-    test_total: int | None = None
-    evaluation_cost: float | None = None
-
-    @property
-    def evaluation_correct(self) -> int | None:
-        """The sequel's name for `val_correct` (its evaluation_data is the validation split)."""
-        return self.val_correct
-
-    @property
-    def evaluation_total(self) -> int | None:
-        """The sequel's name for `val_total`."""
-        return self.val_total
-
-    @property
-    def test_accuracy(self) -> float | None:
-        """test_correct / test_total, or None without test data."""
-        return self.test_correct / self.test_total if self.test_total else None
-
-
-class FitHistory(list):
-    """What `fit` returns: a list of `EpochRecord`, one per epoch run.
-
-    Also: `best_epoch` (the epoch judged best on validation by `patience`, else None),
-    `stopped_early` (True if `patience` ended the training), and one list per field
-    (`train_cost`, `val_cost`, `val_accuracy`, `lr`) for plotting.
-    """
-
-    best_epoch: int | None = None
-    stopped_early: bool = False
-
-    @property
-    def train_cost(self) -> list[float]:
-        """The training cost of each epoch."""
-        return [r.train_cost for r in self]
-
-    @property
-    def val_cost(self) -> list[float | None]:
-        """The validation cost of each epoch (None without validation data)."""
-        return [r.val_cost for r in self]
-
-    @property
-    def val_accuracy(self) -> list[float | None]:
-        """The validation accuracy of each epoch (None without validation data)."""
-        return [r.val_accuracy for r in self]
-
-    @property
-    def lr(self) -> list[float]:
-        """The learning rate of each epoch (the first parameter group's)."""
-        return [r.lr for r in self]
 
 
 class Evaluation(NamedTuple):
@@ -230,10 +152,16 @@ def as_arrays(data: Any, n_inputs: int | None = None, n_outputs: int | None = No
     if isinstance(data, _Checked) and all(
             want in (None, have) for want, have in zip((n_inputs, n_outputs), data.widths)):
         return data
-    X, T = _convert(data, n_inputs, n_outputs, what)
-    checked = _Checked((X, T))
-    checked.widths = (n_inputs, n_outputs)
-    return checked
+    return checked(*_convert(data, n_inputs, n_outputs, what), (n_inputs, n_outputs))
+
+
+def checked(X: np.ndarray, T: np.ndarray,
+            widths: tuple[int | None, int | None] = (None, None)) -> tuple[np.ndarray, np.ndarray]:
+    """(X, T) marked as checked: arrays `as_arrays` returned, or made from them row for row
+    (one-hot targets); `as_arrays`, hence `fit` and `evaluate`, then takes them as they are."""
+    pair = _Checked((X, T))
+    pair.widths = widths
+    return pair
 
 
 def _convert(data: Any, n_inputs: int | None, n_outputs: int | None,
@@ -463,7 +391,7 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
             record = callback(record) or record
         history.append(record)
         if verbose:
-            print(_epoch_line(record), flush=True)
+            print(fit_line(record), flush=True)
         if stopping is not None and result is not None and stopping.should_stop(result, history):
             history.stopped_early = True
             break
@@ -555,13 +483,3 @@ def _check_targets(model: Any, cost: Callable[[Tensor, Any], Tensor], X: np.ndar
         if was_training:
             _set_mode(model, True)
     return T
-
-
-def _epoch_line(record: EpochRecord) -> str:
-    line = f"Epoch {record.epoch}: training cost {record.train_cost:.4f}"
-    if record.val_cost is not None:
-        line += f", validation cost {record.val_cost:.4f}"
-    if record.val_correct is not None:
-        line += (f", validation accuracy {record.val_correct} / {record.val_total} "
-                 f"({100 * record.val_accuracy:.2f}%)")
-    return line + f", lr {record.lr:.4g}, {record.seconds:.1f} s"
