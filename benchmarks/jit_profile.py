@@ -200,7 +200,7 @@ def main() -> None:
     parts = dict(best_of_each([
         ("replay", replay_alone), ("call", jitted_calls), ("gather", gathers),
         ("check", lambda: as_arrays((X, Y), SIZES[0], SIZES[-1])),
-        ("cost", lambda: net._total_cost(X, Y)),
+        ("cost", lambda: net._score(X, Y)[0]),
         ("epoch", lambda: run_network(X, Y, compiled=True)),
         ("lean", lambda: run_lean_numpy(X, Y))], 5))
     replay, call = (1e6 * parts[name] / len(batches) for name in ("replay", "call"))

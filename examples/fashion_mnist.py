@@ -30,15 +30,16 @@ parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
 parser.add_argument("--schedule", choices=["cosine", "none"], default="cosine")
 parser.add_argument("--dropout", type=float, default=0.2)
 parser.add_argument("--tutorial", action="store_true")
+parser.add_argument("--seed", type=int, default=0, help="seeds the weights, dropout and order")
 args = parser.parse_args()
 
 train, validation, test = datasets.load_mnist(args.data_dir, dtype=np.float32)
 start = time.perf_counter()
 if args.tutorial:
-    model = Network([784, 30, 10], seed=0)
+    model = Network([784, 30, 10], seed=args.seed)
     model.SGD(train, args.epochs, 10, 3.0, test_data=validation)
 else:
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     layers = []
     for n_in, n_out in [(784, 512), (512, 256)]:
         layers += [nn.Linear(n_in, n_out, "he", rng), nn.ReLU(), nn.Dropout(args.dropout, rng)]
@@ -50,7 +51,7 @@ else:
         opt = optim.SGD(model.parameters(), lr=0.1)
     cosine = optim.CosineAnnealingLR(opt, T_max=max(1, args.epochs))
     fit(model, costs.cross_entropy, opt, train, args.epochs, 128, validation,
-        schedule=cosine if args.schedule == "cosine" else None, seed=0)
+        schedule=cosine if args.schedule == "cosine" else None, seed=args.seed)
 seconds = time.perf_counter() - start
 
 for name, split in [("Validation", validation), ("Test", test)]:  # test: once, at the end

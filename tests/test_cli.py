@@ -2,6 +2,7 @@
 
 import gzip
 import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -59,7 +60,61 @@ def test_train_end_to_end_prints_epochs_and_test_accuracy(tmp_path):
     assert float(percent) == pytest.approx(100 * int(correct) / 300, abs=0.005)
     # Two epochs of the tutorial's network on the digits: well above chance (10%).
     assert int(correct) > 90
-    assert "Epoch 0" in result.stderr  # the tqdm bar (tqdm is in the test extra)
+    # stderr is a pipe here, not a terminal: no bar, so a log file gets no \r frames.
+    assert result.stderr == ""
+
+
+def test_progress_forces_the_bar_into_a_pipe(tmp_path):
+    pytest.importorskip("tqdm")
+    result = run("train", "--epochs", "1", "--progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Epoch 0:" in result.stderr and "batch/s" in result.stderr  # tqdm's bar, on stderr
+    assert "batch/s" not in result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("argv, terminal, bar", [
+    ([], True, True),                    # a terminal: the bar by default
+    ([], False, False),                  # a pipe or a file: no bar
+    (["--progress"], False, True),       # asked for
+    (["--no-progress"], True, False),    # refused
+    (["--quiet"], True, False),          # quiet prints only the accuracy
+    (["--quiet", "--progress"], False, True),
+])
+def test_the_bar_follows_the_terminal_unless_told(argv, terminal, bar, monkeypatch):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(sys, "stderr", _Terminal() if terminal else io.StringIO())
+    args = cli.build_parser().parse_args(["train", *argv])
+    assert (cli._progress_bar(args) is not None) == bar
+
+
+def test_progress_and_no_progress_exclude_each_other(capsys):
+    assert cli.main(["train", "--progress", "--no-progress"]) == 2
+    assert "not allowed with" in one_line_error(capsys.readouterr().err)
+
+
+def test_without_tqdm_training_goes_on_with_a_note(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` now raises ImportError
+    args = cli.build_parser().parse_args(["train", "--progress"])
+    assert cli._progress_bar(args) is None
+    note = capsys.readouterr().err
+    assert "tqdm is not installed" in note and "pip install tqdm" in note
+    assert cli.main(["train", "--epochs", "1", "--progress", "--sizes", "64,10,10"]) == 0
+    captured = capsys.readouterr()
+    assert "Test accuracy" in captured.out and "tqdm is not installed" in captured.err
+
+
+def test_version_prints_the_package_version(capsys):
+    import tinygrad_nn
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"tinygrad-nn {tinygrad_nn.__version__}\n"
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout == f"tinygrad-nn {tinygrad_nn.__version__}\n"
 
 
 def test_train_in_process_matches_the_library(capsys):
@@ -199,7 +254,9 @@ def test_broken_data_folder_is_one_line(tmp_path, capsys):
 def test_plot_without_matplotlib_fails_before_training(tmp_path, capsys):
     assert cli.main(["train", "--plot", str(tmp_path / "curve.png")]) == 2
     captured = capsys.readouterr()
-    assert "pip install tinygrad_nn[plot]" in one_line_error(captured.err)
+    line = one_line_error(captured.err)
+    assert 'python -m pip install "tinygrad_nn[plot]"' in line
+    assert 'pip install -e ".[plot]"' in line
     assert captured.out == "" and os.listdir(tmp_path) == []
 
 
@@ -209,6 +266,23 @@ def test_plot_writes_the_learning_curves(tmp_path):
     curve = tmp_path / "curve.png"
     assert cli.main(["train", "--epochs", "2", "--quiet", "--plot", str(curve)]) == 0
     assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_help_says_both_ways_to_install_matplotlib(capsys):
+    assert cli.main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert 'python -m pip install "tinygrad_nn[plot]"' in text
+    assert 'from a clone of the repository pip install -e ".[plot]"' in text
+
+
+def test_plot_message_without_matplotlib_says_both(monkeypatch, capsys, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert cli.main(["train", "--plot", str(tmp_path / "curve.png")]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert 'python -m pip install "tinygrad_nn[plot]"' in line
+    assert 'pip install -e ".[plot]"' in line
 
 
 def test_help_exits_0(capsys):

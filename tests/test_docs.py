@@ -55,3 +55,15 @@ def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(name)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{module}: {result.failed} docstring example(s) failed"
+
+
+def test_every_exercise_has_a_solution_that_runs():
+    """docs/exercises.md: at least eight exercises, each under an "Exercise" heading, each
+    with a folded solution holding at least one Python block (run by the test above)."""
+    text = (ROOT / "docs" / "exercises.md").read_text(encoding="utf-8")
+    parts = re.split(r"^## (Exercise \d+: .+)$", text, flags=re.M)[1:]
+    titles, bodies = parts[::2], parts[1::2]
+    assert len(titles) >= 8, titles
+    for title, body in zip(titles, bodies):
+        solution = body.partition("<summary>Solution</summary>")[2]
+        assert solution and FENCE.search(solution), f"{title}: no solution with a Python block"

@@ -67,16 +67,59 @@ def test_xor_half_adder():
 def test_sigmoid_vs_perceptron():
     out = run_example("sigmoid_vs_perceptron.py")
     assert "perceptron output: 1 -> 0" in out
-    rows = re.findall(r"^  ([\d.]+)\s+([+-][\d.e+-]+)\s+([+-][\d.e+-]+)\s+([\d.e+-]+)\s*([\d.]*)$",
-                      out, re.M)
-    assert len(rows) == 6
-    for step, actual, predicted, error, _ in rows:
-        assert abs(float(actual)) < 0.01  # a small change of the sigmoid neuron's output
-        assert float(error) < 1e-3 * abs(float(actual))  # eq. 1.8 predicts the change well
-        assert float(predicted) == pytest.approx(float(actual), rel=2e-3)
-        assert float(step) > 0
-    ratios = [float(r[4]) for r in rows[1:]]
-    assert 3.5 < ratios[-1] < 4.5  # second order: halving the step quarters the error
+    tables = out.split("\nsigmoid neuron at z = ")[1:]
+    assert [t[:4] for t in tables] == ["0.02", "1.02"]
+    ratios = {}
+    for table in tables:
+        a, b = map(float, re.search(r"Δz² = ([+-][\d.e+-]+), ⅙σ'''\(z\)Δz³ = ([+-][\d.e+-]+)",
+                                     table).groups())
+        rows = re.findall(
+            r"^  ([\d.]+)\s+([+-][\d.e+-]+)\s+([+-][\d.e+-]+)\s+([\d.e+-]+)\s*([\d.]*)$",
+            table, re.M)
+        assert len(rows) == 6
+        for step, actual, predicted, error, _ in rows:
+            assert 0 < float(step) <= 1
+            assert abs(float(actual)) < 0.01  # a small change of the sigmoid neuron's output
+            assert float(error) < 1e-2 * abs(float(actual))  # eq. 1.8 predicts the change well
+            assert float(predicted) == pytest.approx(float(actual), rel=1e-2)
+        # the error at the full step is Taylor's remainder: its s² and s³ terms, to 10%
+        assert float(rows[0][3]) == pytest.approx(abs(a + b), rel=0.1)
+        ratios[table[:4]] = [float(r[4]) for r in rows[1:]]
+    # next to the inflection point the s³ term (of the opposite sign) spoils the first
+    # halvings, and the ratios climb towards 4 as the step shrinks ...
+    near = ratios["0.02"]
+    assert near[0] < 3 and near == sorted(near) and 3.5 < near[-1] < 4.5
+    # ... while one unit away, where σ'' is not small, halving the step quarters the error
+    assert all(3.9 < r < 4.1 for r in ratios["1.02"])
+
+
+def test_why_reverse_mode():
+    out = run_example("why_reverse_mode.py", "--repeat", "1", "--draws", "40")
+    assert "parameters of [64, 30, 10]: 30·64 + 30 + 10·30 + 10 = 2260" in out
+    ratio, difference = re.search(r"^ratio (\d+) \(worst times: \d+\); largest \|difference\| "
+                                  r"of the two gradients: ([\d.e+-]+)$", out, re.M).groups()
+    assert int(ratio) > 100  # 4,520 forward passes against one forward and one backward
+    assert float(difference) < 1e-6  # and the two gradients agree
+    rows = re.findall(r"^  m = (\d+)\s+rms ([\d.]+) .* rms · √m = ([\d.]+)$", out, re.M)
+    assert [int(m) for m, _, _ in rows] == [1, 10, 100]
+    rms = [float(r) for _, r, _ in rows]
+    assert rms[0] > rms[1] > rms[2]
+    scaled = [float(s) for _, _, s in rows]  # the 1/√m law: rms · √m about constant
+    assert max(scaled) < 1.6 * min(scaled)
+
+
+def test_finite_difference_step():
+    out = run_example("finite_difference_step.py")
+    rows = {float(eps): tuple(map(float, rest)) for eps, *rest in re.findall(
+        r"^  (1e-0\d)   ([\d.e+-]+)\s+([\w.e+-]+)\s+([\d.e+-]+)\s+([\w.e+-]+)$", out, re.M)}
+    assert sorted(rows) == [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3]
+    error = {eps: r[0] for eps, r in rows.items()}
+    assert error[1e-4] < error[1e-3] / 50  # truncation: shrinks like ε² while it dominates
+    assert error[1e-8] > error[1e-7] > error[1e-6]  # rounding: grows like 1/ε below the best ε
+    assert min(error, key=error.get) in (1e-5, 1e-4)  # the two balance in between
+    assert error[1e-6] < 1e-9  # far inside gradcheck's tolerance (atol 1e-6, rtol 1e-5)
+    if "extended precision available: True" in out:
+        assert rows[1e-6][3] > 100  # at ε = 1e-6 rounding dominates truncation
 
 
 def test_digits_session():
@@ -108,13 +151,23 @@ def test_mnist_session(tmp_path):
 
 
 def test_ten_vs_four_outputs():
-    out = run_example("ten_vs_four_outputs.py", "--epochs", "3")
-    ten = re.search(r"10 outputs \(one-hot\):\s+(\d+) / 300 = ([\d.]+)%", out)
-    four = re.search(r"4 outputs \(binary code\):\s+(\d+) / 300 = ([\d.]+)%", out)
-    assert ten and four
-    for match in (ten, four):
-        assert float(match[2]) == pytest.approx(100 * int(match[1]) / 300, abs=0.05)
-        assert int(match[1]) > 30  # both learn something in 3 epochs
+    out = run_example("ten_vs_four_outputs.py", "--epochs", "3", "--seeds", "2")
+    runs = re.findall(r"^seed (\d): 10 outputs (\d+) / 300, 4 outputs (\d+) / 300$", out, re.M)
+    assert [int(seed) for seed, _, _ in runs] == [0, 1]
+    ten = [int(t) for _, t, _ in runs]
+    four = [int(f) for _, _, f in runs]
+    assert min(ten + four) > 30  # both learn something in 3 epochs (chance: 30 of 300)
+    for name, counts in ((r"10 outputs \(one-hot\):", ten),
+                         (r"4 outputs \(binary code\):", four)):
+        mean, percent, median, low, high = re.search(
+            name + r"\s+mean ([\d.]+) / 300 = ([\d.]+)%, median ([\d.]+), range (\d+)-(\d+)",
+            out).groups()
+        assert float(mean) == pytest.approx(sum(counts) / 2, abs=0.05)
+        assert float(percent) == pytest.approx(100 * sum(counts) / 600, abs=0.05)
+        assert float(median) == pytest.approx(sum(counts) / 2)
+        assert (int(low), int(high)) == (min(counts), max(counts))
+    wins = int(re.search(r"^10 outputs beat 4 for (\d) of 2 seeds$", out, re.M)[1])
+    assert wins == sum(t > f for t, f in zip(ten, four))
 
 
 def test_binary_output_layer():
@@ -132,4 +185,5 @@ TESTED = ["nand_perceptron.py", "xor_half_adder.py", "sigmoid_vs_perceptron.py",
           "digits_session.py", "mnist_session.py", "ten_vs_four_outputs.py",
           "binary_output_layer.py",
           "digits_cnn.py",
+          "why_reverse_mode.py", "finite_difference_step.py",
           "digits.py", "fashion_mnist.py", "fashion_cnn.py"]  # recipes: test_recipes.py

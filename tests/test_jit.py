@@ -228,8 +228,8 @@ def test_network_sgd_with_jit_gives_the_same_weights(cost, run: SGDRun):
     eager, compiled = nets
     for a, b in zip(eager.weights + eager.biases, compiled.weights + compiled.biases):
         assert same_bits(a, b), run
-    assert ([s.training_cost for s in histories[0].epochs]
-            == [s.training_cost for s in histories[1].epochs])
+    assert ([s.train_cost for s in histories[0].epochs]
+            == [s.train_cost for s in histories[1].epochs])
 
 
 # --- 3. new shapes and dtypes capture again ----------------------------------------------------

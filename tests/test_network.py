@@ -46,7 +46,7 @@ def test_tutorial_session_on_the_digits_reaches_85_percent(capsys):
     assert history.epochs[-1].test_correct == correct and history.epochs[-1].test_total == 300
     assert lines[-1] == f"Epoch 29: {correct} / 300"
     # Learning happened: the cost fell from the first epoch to the last.
-    assert history.epochs[-1].training_cost < history.epochs[0].training_cost
+    assert history.epochs[-1].train_cost < history.epochs[0].train_cost
 
 
 def test_nielsens_attributes():
@@ -138,7 +138,7 @@ def test_activation_applies_to_hidden_layers_and_the_output_stays_sigmoid():
 def test_cross_entropy_network_learns_the_digits():
     net = Network([64, 30, 10], cost="cross-entropy", seed=0, init="scaled")
     history = net.SGD(DIGITS.train, 5, 10, 0.5, test_data=DIGITS.validation, verbose=False)
-    assert history.epochs[-1].training_cost < history.epochs[0].training_cost
+    assert history.epochs[-1].train_cost < history.epochs[0].train_cost
     assert history.epochs[-1].test_accuracy > 0.8
 
 
@@ -345,9 +345,14 @@ def test_history_and_printed_lines(capsys):
     assert out == [f"Epoch {s.epoch}: {s.test_correct} / 40" for s in history.epochs]
     assert [s.epoch for s in history.epochs] == [0, 1, 2]
     assert all(isinstance(s, EpochStats) for s in history.epochs)
-    # The recorded cost is eq. 2.1 over the training data after the epoch.
-    assert history.epochs[-1].training_cost == pytest.approx(net.total_cost((X, Y)), rel=1e-14)
     assert history.epochs[-1].test_correct == net.evaluate((X, labels))
+    # The whole training set's cost is a pass over all of it: measured only when asked
+    # (issue 17), then it is eq. 2.1 over the training data after the epoch.
+    assert all(s.training_cost is None for s in history.epochs)
+    monitored = net.SGD((X, Y), 1, 7, 2.0, monitor_training_cost=True, verbose=False)
+    assert monitored.epochs[-1].training_cost == pytest.approx(net.total_cost((X, Y)),
+                                                               rel=1e-14)
+    assert monitored.training_cost == [monitored.epochs[-1].training_cost]
     assert history.epochs[-1].test_accuracy == history.epochs[-1].test_correct / 40
 
 
@@ -705,7 +710,7 @@ def test_history_repr_shows_what_was_recorded():
     history = Network([4, 5, 3], seed=0).SGD((X, Y), 2, 10, 1.0, test_data=(X, labels),
                                              verbose=False)
     last = history.epochs[-1]
-    assert f"test {last.test_correct} / 40" in repr(history) and "training cost" in repr(history)
+    assert f"test {last.test_correct} / 40" in repr(history) and "train_cost" in repr(history)
 
 
 def test_sgd_is_fit_with_callbacks(monkeypatch):

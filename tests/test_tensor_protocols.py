@@ -369,3 +369,11 @@ def test_clone_and_numel_as_in_pytorch():
     (x.clone() * Tensor([[1.0, 2.0, 3.0]])).sum().backward()
     np.testing.assert_array_equal(x.grad.data, t.grad.numpy())
     assert x.numel() == t.numel()
+
+
+def test_a_tensor_shows_itself_in_a_notebook_with_its_gradient():
+    w = Tensor([[1.0, -2.0]], requires_grad=True)
+    assert w._repr_html_() == "<pre>Tensor([[ 1., -2.]], requires_grad=True)</pre>"
+    (w * w).sum().backward()
+    assert w._repr_html_().endswith("\ngrad [[ 2., -4.]]</pre>")
+    assert "&lt;mul&gt;" in (w * 3.0)._repr_html_()  # escaped, so the browser shows <mul>

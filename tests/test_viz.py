@@ -1,6 +1,7 @@
-"""Tests for tinygrad_nn.viz: the DOT text of a graph, rendering through Graphviz, and the
-training-step graph. The DOT text is parsed back with a regex, so the tests check the
-structure (which nodes, which edges) rather than the exact layout of the text.
+"""Tests for tinygrad_nn.viz: the DOT text of a graph (with and without the gradients of the
+teaching picture), rendering through Graphviz, the notebook display, and the training-step
+graph. The DOT text is parsed back with a regex, so the tests check the structure (which
+nodes, which edges, which labels) rather than the exact layout of the text.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_nn import Tensor, backprop
-from tinygrad_nn.explain import random_network
-from tinygrad_nn.viz import GraphvizNotFound, render, to_dot, training_step_graph
+from tinygrad_nn import Tensor, backprop, viz
+from tinygrad_nn.explain import example_graph, random_network
+from tinygrad_nn.viz import Graph, GraphvizNotFound, render, svg, to_dot, training_step_graph
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(
@@ -24,7 +25,14 @@ needs_dot = pytest.mark.skipif(
 
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 _NODE = re.compile(rf"^\s*(\w+) \[label={_QUOTED}(.*)\];$")
-_EDGE = re.compile(r"^\s*(\w+) -> (\w+);$")
+_EDGE = re.compile(rf"^\s*(\w+) -> (\w+)(?: \[label={_QUOTED}.*\])?;$")
+
+
+def undo_escapes(text: str) -> str:
+    """A DOT label as the reader sees it: \\n and \\l end lines, \\x is x; no-break spaces
+    are spaces."""
+    text = re.sub(r"\\(.)", lambda e: "\n" if e[1] in "nl" else e[1], text)
+    return text.removesuffix("\n").replace("\u00a0", " ")
 
 
 def parse(dot: str) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
@@ -32,11 +40,19 @@ def parse(dot: str) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
     nodes, edges = {}, []
     for line in dot.splitlines():
         if m := _NODE.match(line):
-            label = re.sub(r"\\(.)", lambda e: "\n" if e[1] == "n" else e[1], m[2])
-            nodes[m[1]] = (label, m[3])
+            nodes[m[1]] = (undo_escapes(m[2]), m[3])
         elif m := _EDGE.match(line):
             edges.append((m[1], m[2]))
     return nodes, edges
+
+
+def edge_labels(dot: str) -> dict[tuple[str, str], list[str]]:
+    """{(source, op): [labels]} for the labelled edges (the shares of gradients mode)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for line in dot.splitlines():
+        if (m := _EDGE.match(line)) and m[3] is not None:
+            out.setdefault((m[1], m[2]), []).append(undo_escapes(m[3]))
+    return out
 
 
 def kinds(nodes: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
@@ -111,13 +127,13 @@ def test_shapes_and_values_in_labels(xy_expr):
     nodes, _ = parse(to_dot(big.sum(axis=0), names={big: "W"}))
     labels = {label.split()[0]: label for label, _ in nodes.values()}
     assert labels["W"] == "W (5, 7)"  # too big for values
-    assert labels["tensor"].splitlines()[0] == "tensor (7,)"  # unnamed
+    assert labels["t1"].splitlines()[0] == "t1 (7,)"  # unnamed: its node id
 
 
 def test_op_labels_show_non_default_params():
     x = Tensor(np.ones((2, 3)), requires_grad=True)
-    ops = [label for label, _ in parse(to_dot(x.sum(axis=0).sum()))[0].values()
-           if not label.startswith("tensor")]
+    ops = [label for node, (label, _) in parse(to_dot(x.sum(axis=0).sum()))[0].items()
+           if node.startswith("op")]
     assert sorted(ops) == ["sum", "sum axis=0"]
     nodes, _ = parse(to_dot(x.reshape(3, 2).sum(axis=1, keepdims=True).sum()))
     labels = {label for label, _ in nodes.values()}
@@ -143,10 +159,10 @@ def test_gradient_markers_appear_after_backward(xy_expr):
     assert "grad [5, 6, 7]" in labels["x"]  # y + 1
     assert "grad [1, 2, 3]" in labels["y"]  # x
     assert "grad" not in labels["xy"]  # intermediate gradients are freed, not retained
-    big = Tensor(np.ones((4, 3)), requires_grad=True)
+    big = Tensor(np.ones((4, 4)), requires_grad=True)
     (big * 2.0).sum().backward()
     nodes, _ = parse(to_dot((big * 2.0).sum(), names={big: "W"}))
-    assert nodes[by_name(nodes)["W"]][0].splitlines()[-1] == "grad (4, 3)"
+    assert nodes[by_name(nodes)["W"]][0].splitlines()[-1] == "grad (4, 4)"
 
 
 def test_constants_appear_and_look_different():
@@ -175,7 +191,7 @@ def test_labels_are_dot_escaped(xy_expr):
     x = out._parents[0]._parents[1]
     dot = to_dot(out, name='my "graph"', names={id(x): 'x "quoted" \\ back\nslash'})
     assert dot.startswith('digraph "my \\"graph\\"" {')
-    assert '"x \\"quoted\\" \\\\ back\\nslash (3,)' in dot
+    assert '"x \\"quoted\\" \\\\ back\\lslash (3,)' in dot
     nodes, _ = parse(dot)
     assert any(label.startswith('x "quoted" \\ back\nslash (3,)') for label, _ in nodes.values())
 
@@ -319,7 +335,7 @@ def test_training_step_graph_names_and_gradients(sizes):
     ops = [label for node, (label, _) in nodes.items() if node.startswith("op")]
     assert ops.count("linear") == ops.count("sigmoid") == len(sizes) - 1
     labels = {label.split()[0]: label for label, _ in nodes.values()}
-    assert labels["w2"].splitlines()[-1].startswith("grad")
+    assert any(line.startswith("grad") for line in labels["w2"].splitlines())
     assert labels["C"].startswith("C ()")
 
 
@@ -329,3 +345,119 @@ def test_training_step_graph_is_deterministic():
     c3, names3 = training_step_graph(seed=4)
     assert to_dot(c1, names=names1) != to_dot(c3, names=names3)
 
+
+
+# --- the teaching picture: values, gradients and shares -----------------------------------
+
+
+def test_gradients_mode_shows_every_gradient_and_the_shares_that_sum_to_it():
+    f, names = example_graph()
+    dot = to_dot(f, names=names, gradients=True)
+    nodes, edges = parse(dot)
+    ids = by_name(nodes)
+    for node, (label, _) in nodes.items():
+        if node.startswith("t"):  # every tensor: its value and ∂f/∂t
+            name = label.split()[0]
+            assert "\n= " in label and f"∂f/∂{name} = " in label, label
+    assert "∂f/∂f = 1" in nodes[ids["f"]][0]  # the output too
+    assert "∂f/∂x = 5.297" in nodes[ids["x"]][0]
+    shares = edge_labels(dot)
+    out_of_x = sorted(label for (src, _), labels in shares.items() if src == ids["x"]
+                      for label in labels)
+    assert out_of_x == ["∂t2/∂x = 2\nsends 1 × 2 = 2", "∂t3/∂x = 1.649\nsends 2 × 1.649 = 3.297"]
+    assert "Forward: read down the arrows" in dot and "Backward: read up" in dot
+    assert len(edges) == 11 and f.grad is None  # nothing stored
+
+
+def test_gradients_mode_needs_a_one_element_output():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match="one-element"):
+        to_dot(x * 2, gradients=True)
+
+
+def test_small_matrices_are_shown_row_by_row_with_aligned_columns():
+    cost, names = training_step_graph()
+    nodes, _ = parse(to_dot(cost, names=names, gradients=True))
+    w2 = nodes[by_name(nodes)["w2"]][0].splitlines()
+    assert w2[:4] == ["w2 (3, 2)", "= [[ 0.1257, -0.1321],", "   [ 0.6404,  0.1049],",
+                      "   [-0.5357,  0.3616]]"]
+    assert w2[4].startswith("∂C/∂w2 = [[-4.637e-05, -0.001007],")
+    assert len({line.index("]") for line in w2[1:4]}) == 1  # the columns line up
+    assert "∂C/∂C = 1" in nodes[by_name(nodes)["C"]][0]
+    assert "∂C/∂z2 = [[-0.001381, -0.001439, 0.001121]]" in nodes[by_name(nodes)["z2"]][0]
+
+
+def test_the_docstring_states_the_reading_direction_of_the_picture():
+    doc = " ".join(viz.__doc__.split())
+    assert "inputs and the weights are at the top and the cost C at the bottom" in doc
+    assert "**top-down**, along the arrows, is the forward pass" in doc
+    assert "**bottom-up**, against the arrows, is the backward pass" in doc
+
+
+@needs_dot
+def test_the_picture_has_the_inputs_above_the_cost():
+    cost, names = training_step_graph()
+    root = ET.fromstring(svg(to_dot(cost, names=names, gradients=True)).encode())
+    ys = {}
+    for text in root.iter("{http://www.w3.org/2000/svg}text"):
+        first = (text.text or "").split(" ")[0]
+        ys.setdefault(first, float(text.get("y")))
+    assert ys["x"] < ys["z2"] < ys["a3"] < ys["C"]  # SVG's y grows downwards
+
+
+@needs_dot
+def test_svg_is_the_same_on_every_run_and_names_no_version():
+    f, names = example_graph()
+    text = to_dot(f, names=names, gradients=True)
+    first, second = svg(text), svg(text)
+    assert first == second and "Generated by graphviz" not in first
+    ET.fromstring(first.encode())
+
+
+@needs_dot
+def test_graph_draws_itself_as_svg_in_a_notebook():
+    f, names = example_graph()
+    graph = Graph(f, names, gradients=True)
+    picture = graph._repr_svg_()
+    assert picture is not None and "<svg" in picture and "5.297" in picture
+    assert graph._repr_html_() is None  # the notebook shows the SVG, not the text
+    assert graph.to_svg() == picture
+
+
+def test_graph_falls_back_to_text_without_graphviz(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    f, names = example_graph()
+    graph = Graph(f, names, gradients=True)
+    assert graph._repr_svg_() is None
+    page = graph._repr_html_()
+    assert page.startswith("<pre>") and "∂f/∂x = 5.297" in page and "Graphviz" in page
+    assert "x () = 0.5   ∂f/∂x = 5.297   (leaf)" in repr(graph)
+    assert "f () = 4.297   ∂f/∂f = 1   = add(t2, t4)" in repr(graph)
+    with pytest.raises(GraphvizNotFound):
+        graph.to_svg()
+
+
+def test_graph_falls_back_to_text_when_dot_fails(monkeypatch):
+    false = shutil.which("false")
+    if false is None:
+        pytest.skip("no `false` program to stand in for a failing dot")
+    monkeypatch.setattr(shutil, "which", lambda name: false)
+    x = Tensor(2.0, requires_grad=True)
+    graph = Graph(x * x, {x: "x"})
+    assert graph._repr_svg_() is None and "<pre>" in graph._repr_html_()
+    assert graph.to_dot() == to_dot(x * x, names={x: "x"})
+
+
+def test_graph_text_without_gradients_lists_every_tensor():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    text = Graph((x * 3.0).sum(), {x: "x"}).to_text()
+    assert text.splitlines() == ["x (2,) = [1, 2]   (leaf)", "t1 (2,) = [3, 6]   = mul(x, const)",
+                                 "t2 () = 9   = sum(t1)"]
+
+
+@needs_dot
+def test_render_draws_the_gradients_when_asked(tmp_path):
+    cost, names = training_step_graph()
+    path = render(cost, tmp_path / "step.svg", names=names, gradients=True)
+    text = path.read_text()
+    assert "∂C/∂C = 1" in text and "Generated by graphviz" not in text

@@ -15,8 +15,10 @@ the optimizers of `optim`; the saved file and ``evaluate`` are the same either w
 Mistakes in the options or the data end in one line, ``tinygrad-nn: error: ...``, and exit
 status 2, never a traceback. A reader that closes the output early (``tinygrad-nn train |
 head -2``) stops the command quietly with status 141, as SIGPIPE stops `cat` or `yes`.
-tqdm (the progress bar) and matplotlib (``--plot``) are optional and imported only here, only
-when used.
+The progress bar (tqdm, a dependency of the package, imported only here and only when a bar
+is drawn) goes to stderr, and only when stderr is a terminal, so a log piped to a file gets no
+``\r`` frames; ``--progress`` forces it on, ``--no-progress`` off. matplotlib (``--plot``) is
+optional. ``tinygrad-nn --version`` prints ``tinygrad-nn <version>``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import datasets, optim, training
+from . import __version__, datasets, optim, training
 from .costs import COSTS
 from .network import ACTIVATIONS, Network, stack
 from .nn import INITS
@@ -38,6 +40,8 @@ from .nn import INITS
 PROG = "tinygrad-nn"
 OPTIMIZERS = {"sgd": 3.0, "momentum": 0.3, "adam": 1e-3}  # name -> default learning rate
 SCHEDULES = ("none", "step", "exponential", "cosine")
+_PLOT_INSTALL = ('python -m pip install "tinygrad_nn[plot]", or from a clone of the '
+                 'repository pip install -e ".[plot]"')
 
 
 class UsageError(Exception):
@@ -88,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``tinygrad-nn``: the ``train`` and ``evaluate`` commands and their options."""
     parser = _Parser(prog=PROG, description="Train and evaluate the tutorial's digit "
                                              "classifier with tinygrad_nn.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,explain,graph}",
                                 parser_class=_Parser)
 
@@ -138,10 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained network here")
     train.add_argument("--plot", metavar="CURVE.png",
                        help="plot training cost and validation accuracy per epoch "
-                            "(needs matplotlib: pip install tinygrad_nn[plot])")
+                            f"(needs matplotlib: {_PLOT_INSTALL})")
     train.add_argument("--quiet", action="store_true",
                        help="print only the final test accuracy")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bar = train.add_mutually_exclusive_group()
+    bar.add_argument("--progress", action="store_true", default=None,
+                     help="draw the progress bar even when stderr is not a terminal")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                     help="no progress bar (default: a bar on stderr when it is a terminal)")
     train.add_argument("--jit", action="store_true",
                        help="capture the training step once and replay it (same results, "
                             "faster at small mini-batches)")
@@ -155,9 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="BP1-BP4 beside autograd, layer by layer",
                              description="For a random small network and one example, print "
-                                         "z, a and δ of every layer by BP1-BP2 and by autograd, "
-                                         "then ∂C/∂b and ∂C/∂w by BP3/BP4 and by autograd.")
-    explain.add_argument("--sizes", type=_sizes, default=[2, 3, 1], metavar="2,3,1")
+                                         "every term of BP1-BP4 for each layer (w, b, z, a, "
+                                         "σ'(z), (w^{l+1})ᵀδ^{l+1}, δ, ∂C/∂b, ∂C/∂w) beside the "
+                                         "autograd's values, and the largest absolute "
+                                         "difference |BP - autograd|.")
+    explain.add_argument("--sizes", type=_sizes, default=None, metavar="2,3,1",
+                         help="layer widths, input first (default: 2,3,1)")
     explain.add_argument("--seed", type=_count, default=0)
     explain.add_argument("--cost", choices=sorted(COSTS), default="quadratic")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
@@ -166,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "numbered numpy calls of the forward, backward and update")
     explain.add_argument("--batch-size", type=_positive_int, default=10,
                          help="the mini-batch of the step --tape shows (default: 10)")
+    explain.add_argument("--walk", action="store_true",
+                         help="instead, the reverse walk of backward() step by step, each "
+                              "gradient as the sum of its shares: of f = x*y + exp(x)*y, or "
+                              "with --sizes of the network's cost for one example")
 
     graph = sub.add_parser("graph", help="draw the computation graph of one training step",
                            description="Draw the graph of one training step of a small "
@@ -183,15 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .explain import explain, step_tape
+    from .explain import explain, step_tape, walk_example, walk_network
 
+    sizes = args.sizes or [2, 3, 1]
     if args.tape:
-        if args.json:
-            raise UsageError("--tape prints text; it has no --json form")
-        print(step_tape(args.sizes, args.batch_size, cost=args.cost, seed=args.seed))
+        if args.json or args.walk:
+            raise UsageError(f"--tape prints text; it has no {'--json' if args.json else '--walk'}"
+                             f" form")
+        print(step_tape(sizes, args.batch_size, cost=args.cost, seed=args.seed))
         return 0
-    trace = explain(args.sizes, seed=args.seed, cost=args.cost)
-    print(trace.to_json() if args.json else trace.to_text())
+    if args.walk:
+        result = (walk_example() if args.sizes is None
+                  else walk_network(sizes, seed=args.seed, cost=args.cost))
+    else:
+        result = explain(sizes, seed=args.seed, cost=args.cost)
+    if args.json:
+        print(result.to_json())
+    else:
+        sys.stdout.write(result.to_text())
     return 0
 
 
@@ -208,10 +233,10 @@ def _graph(args: argparse.Namespace) -> int:
                              f"use --out GRAPH.dot, or drop --dot to draw the graph")
     cost, names = viz.training_step_graph(args.sizes, seed=args.seed)
     if args.out is None:
-        sys.stdout.write(viz.to_dot(cost, names=names))
+        sys.stdout.write(viz.to_dot(cost, names=names, gradients=True))
         return 0
     try:
-        path = viz.render(cost, args.out, names=names)
+        path = viz.render(cost, args.out, names=names, gradients=True)
     except viz.GraphvizNotFound as err:
         raise UsageError(str(err)) from None
     print(f"wrote {path}")
@@ -238,11 +263,18 @@ def _check_output(option: str, path: str) -> None:
 
 
 def _progress_bar(args: argparse.Namespace) -> Any:
-    if args.quiet or args.no_progress:
+    """tqdm's bar on stderr: when asked (--progress), or by default when stderr is a terminal,
+    so a log piped to a file gets no carriage-return frames; None for no bar."""
+    wanted = args.progress
+    if wanted is None:
+        wanted = not args.quiet and _is_terminal(sys.stderr)
+    if not wanted:
         return None
     try:
         from tqdm import tqdm
-    except ImportError:  # the bar is optional: pip install tinygrad_nn[cli]
+    except ImportError:  # a dependency, but a broken install should still train
+        print(f"{PROG}: no progress bar: tqdm is not installed (python -m pip install tqdm); "
+              f"training without it", file=sys.stderr)
         return None
 
     def bar(iterable: Any, total: int, desc: str) -> Any:
@@ -250,6 +282,13 @@ def _progress_bar(args: argparse.Namespace) -> Any:
                     file=sys.stderr)
 
     return bar
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _plot(path: str, costs: list[float], accuracies: list[float | None]) -> None:
@@ -296,7 +335,7 @@ def _train(args: argparse.Namespace) -> int:
         history = net.SGD(training_data, args.epochs, args.batch_size, eta,
                           test_data=validation_data, lmbda=args.lmbda, verbose=not args.quiet,
                           progress=_progress_bar(args), jit=args.jit).epochs
-        curves = [r.training_cost for r in history], [r.test_accuracy for r in history]
+        curves = [r.train_cost for r in history], [r.test_accuracy for r in history]
     else:
         history = _fit(args, net, eta, training_data, validation_data)
         curves = history.train_cost, history.val_accuracy
@@ -311,8 +350,7 @@ def _train_sizes(args: argparse.Namespace, n_inputs: int) -> list[int]:
     """The layer widths for the data, and the output files checked, before any training."""
     if args.plot is not None:
         if importlib.util.find_spec("matplotlib") is None:
-            raise UsageError("--plot needs matplotlib, which is not installed: "
-                             "pip install tinygrad_nn[plot]")
+            raise UsageError(f"--plot needs matplotlib, which is not installed: {_PLOT_INSTALL}")
         _check_output("--plot", args.plot)
     if args.save is not None:
         _check_output("--save", args.save)

@@ -2,8 +2,21 @@
 
     ∂f/∂θ_i ≈ (f(θ + ε e_i) - f(θ - ε e_i)) / (2ε)
 
-The truncation error is O(ε²) and the rounding error about eps_machine·|f|/ε;
-in float64, ε = 1e-6 balances the two. So checks run in float64 only.
+Two errors pull ε in opposite directions. Truncation, about |f'''|·ε²/6, shrinks with ε;
+rounding, about eps_machine·|f|/ε (f is known to about 1e-16·|f| in float64, and the
+difference of two such values is divided by 2ε), grows as ε shrinks. They balance where
+ε³ ≈ 3·eps_machine·|f|/|f'''|, near 1e-5 when |f| and |f'''| are of the same size. At the
+default ε = 1e-6, rounding dominates: on docs/index.md's example (the mean of σ(X Wᵀ + b)
+over 5 rows), `python examples/finite_difference_step.py` measures a largest error of
+7.0e-11, all of it rounding, against a truncation of 3.3e-15 (2×10⁴ times smaller). The
+two balance between 1e-5 and 1e-4 (near 3e-5 for this f); at ε = 1e-5 the error is 7.8e-12.
+
+1e-6 is nevertheless a fine default. Its error, under 1e-10 there, is four orders of
+magnitude inside the tolerances below (atol 1e-6, rtol 1e-5), while a wrong derivative is
+off by a fraction of the gradient itself; and a small ε keeps truncation small where |f'''|
+is large (a sharply curved function, a sigmoid with large weights) and rarely steps across
+a kink (relu at 0). In float32 the rounding error would be about 5×10⁸ times larger: checks run in
+float64 only.
 """
 
 from __future__ import annotations

@@ -34,10 +34,12 @@ class EpochRecord:
     With validation data, measured after the epoch in evaluation mode: `val_cost`,
     `val_accuracy`, `val_correct` of `val_total` (accuracy None for a single output).
 
-    Measured by `Network.SGD`'s callbacks (None otherwise): `training_cost`, the cost over
-    the whole training data after the epoch (eq. 2.1 or cross-entropy, plus the sequel's
-    (λ/2n) Σ w²), always; `test_correct` of `test_total` with test data; the sequel's
-    monitored `evaluation_cost` (with the L2 term) and `training_correct` of `training_total`.
+    Measured by `Network.SGD`'s callbacks (None otherwise): `test_correct` of `test_total`
+    with test data; with ``monitor_training_cost`` or ``monitor_training_accuracy``,
+    `training_cost`, the cost over the whole training data after the epoch (eq. 2.1 or
+    cross-entropy, plus the sequel's (λ/2n) Σ w²), and `training_correct` of
+    `training_total` (a pass over all the training data, so only when asked, as in the
+    sequel); with ``monitor_evaluation_cost``, `evaluation_cost` (with the L2 term).
     The sequel's `evaluation_correct`/`evaluation_total` are `val_correct`/`val_total`.
     """
 
@@ -147,7 +149,7 @@ class History(tuple):
 
     def __repr__(self) -> str:
         last = self.epochs[-1] if self.epochs else None
-        seen = "" if last is None else f"; last: training cost {last.training_cost:.6g}" + (
+        seen = "" if last is None else f"; last: train_cost {last.train_cost:.6g}" + (
             "" if last.test_total is None else f", test {last.test_correct} / {last.test_total}")
         lists = ", ".join(f"{name[8:]}={value}" for name, value in zip(MONITORS, self))
         return f"History({len(self.epochs)} epochs{seen}; {lists})"
@@ -170,12 +172,13 @@ def tutorial_callback(score: Score, training: Data, test: Data | None,
     the line without test data is the sequel's ``Epoch k training complete``.
     """
     def measure(record: EpochRecord) -> EpochRecord:
-        cost, correct = score(*training, lmbda)
-        fields: dict[str, Any] = {"training_cost": cost}
+        fields: dict[str, Any] = {}
         if test is not None:
             fields.update(test_correct=score(*test)[1], test_total=len(test[0]))
-        if monitored[3]:
-            fields.update(training_correct=correct, training_total=len(training[0]))
+        if monitored[2] or monitored[3]:  # a pass over all the training data: only if asked
+            cost, correct = score(*training, lmbda)
+            fields.update(training_cost=cost, training_correct=correct,
+                          training_total=len(training[0]))
         if monitored[0]:
             fields["evaluation_cost"] = score(*evaluation, lmbda)[0]
         record = dataclasses.replace(record, **fields)

@@ -404,6 +404,15 @@ class Tensor:
             extras.append("requires_grad=True")
         return f"Tensor({', '.join([body, *extras])})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the repr, then the gradient once ``backward()`` has filled it."""
+        import html  # (only a notebook asks for this)
+
+        text = repr(self)
+        if self.grad is not None:
+            text += "\ngrad " + np.array2string(self.grad.data, separator=", ", prefix="grad ")
+        return f"<pre>{html.escape(text)}</pre>"
+
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
