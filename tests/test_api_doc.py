@@ -30,3 +30,10 @@ def test_every_module_of_the_package_is_on_the_page() -> None:
     modules = {f"tinygrad_nn.{p.stem}" for p in (ROOT / "tinygrad_nn").glob("*.py")
                if not p.stem.startswith("_")}
     assert modules <= listed, f"modules missing from tools/make_api.py: {modules - listed}"
+
+
+def test_signatures_read_like_the_docs():
+    """No public signature spells out numpy's typing internals (issue 20: help() of
+    backprop.backprop was 1,300 characters of numpy._typing._array_like._SupportsArray)."""
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert "numpy._typing" not in page and "_SupportsArray" not in page

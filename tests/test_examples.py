@@ -80,8 +80,11 @@ def test_sigmoid_vs_perceptron():
         for step, actual, predicted, error, _ in rows:
             assert 0 < float(step) <= 1
             assert abs(float(actual)) < 0.01  # a small change of the sigmoid neuron's output
-            assert float(error) < 1e-2 * abs(float(actual))  # eq. 1.8 predicts the change well
-            assert float(predicted) == pytest.approx(float(actual), rel=1e-2)
+            # eq. 1.8 predicts the change well: to 1e-3 next to the inflection point, where
+            # the s² term nearly vanishes, to 1e-2 at z = 1.02 where it does not
+            bound = 1e-3 if table.startswith("0.02") else 1e-2
+            assert float(error) < bound * abs(float(actual))
+            assert float(predicted) == pytest.approx(float(actual), rel=2 * bound)
         # the error at the full step is Taylor's remainder: its s² and s³ terms, to 10%
         assert float(rows[0][3]) == pytest.approx(abs(a + b), rel=0.1)
         ratios[table[:4]] = [float(r[4]) for r in rows[1:]]

@@ -158,6 +158,30 @@ def test_update_mini_batch_with_lmbda_is_the_sequels_rule():
         np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-14)
 
 
+def test_lmbda_step_is_the_sequels_shrink_bit_for_bit():
+    """w ← (1 - η(λ/n)) w - η ∇C exactly as network2 writes it (the gradient taken at the
+    old w), not w - η(∇C + (λ/n) w), which rounds differently (review of issue 16)."""
+    X, Y, _ = small_data(n=7)
+    net, twin = Network([4, 5, 3], seed=1), Network([4, 5, 3], seed=1)
+    eta, lmbda, n = 0.7, 5.0, 70
+    cost = twin._cost_fn(twin.model(X), Y)
+    cost.backward()  # the gradient at the old weights, as the step computes it
+    expected = [w * (1.0 - eta * (lmbda / n)) - g.grad.data * eta
+                for w, g in ((layer.weight.data, layer.weight) for layer in twin.layers)]
+    expected_b = [b.data - b.grad.data * eta for b in (layer.bias for layer in twin.layers)]
+    net.update_mini_batch((X, Y), eta, lmbda=lmbda, n=n)
+    for ours, want in zip(net.weights + net.biases, expected + expected_b):
+        assert np.array_equal(ours, want)
+
+
+def test_a_single_output_network_counts_as_the_book_does():
+    """argmax of one output is 0: evaluate counts the examples labelled 0 (as network.py);
+    it must not become 0 correct because accuracy is undefined for one output."""
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    one = Network([2, 3, 1], seed=0)
+    assert one.evaluate((X, np.zeros(10, dtype=np.int64))) == 10
+
+
 def test_sgd_with_lmbda_uses_the_whole_training_set_size():
     X, Y, _ = small_data(n=12)
     a, b = Network([4, 6, 3], seed=2), Network([4, 6, 3], seed=2)

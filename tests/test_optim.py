@@ -362,7 +362,8 @@ def one_param():
     (lambda: StepLR(SGD(one_param(), 0.1), 2, gamma=0), "gamma must be a finite number > 0"),
     (lambda: ExponentialLR(SGD(one_param(), 0.1), -0.5), "gamma must be a finite number > 0"),
     (lambda: CosineAnnealingLR(SGD(one_param(), 0.1), 2.5), "T_max must be an integer"),
-    (lambda: CosineAnnealingLR(SGD(one_param(), 0.1), 5, eta_min=-1), "eta_min must be a finite number >= 0"),
+    (lambda: CosineAnnealingLR(SGD(one_param(), 0.1), 5, eta_min=-1),
+     "eta_min must be a finite number >= 0"),
 ])
 def test_bad_hyperparameters_are_clear_errors(make, match):
     with pytest.raises(ValueError, match=match):

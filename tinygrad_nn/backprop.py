@@ -41,6 +41,8 @@ Example:
 [(3, 2), (1, 3)]
 """
 
+from __future__ import annotations  # annotations stay as written: help() reads ArrayLike
+
 from collections.abc import Sequence
 
 import numpy as np

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__, datasets, optim, training
+from ._threads import blas_threads, threads_for_model
 from .costs import COSTS
 from .network import ACTIVATIONS, Network, stack
 from .nn import INITS
@@ -310,6 +311,12 @@ def _plot(path: str, costs: list[float], accuracies: list[float | None]) -> None
     plt.close(fig)
 
 
+def _test_line(net: Network, test_data: datasets.Dataset, batch_size: int = 10) -> str:
+    """The test accuracy line, measured on as many BLAS threads as `fit` trains with."""
+    with blas_threads(threads_for_model(net.parameters(), batch_size)):
+        return _accuracy_line(net.evaluate(test_data), len(test_data))
+
+
 def _accuracy_line(correct: int, total: int) -> str:
     return f"Test accuracy: {correct} / {total} ({100 * correct / total:.2f}%)"
 
@@ -341,7 +348,7 @@ def _train(args: argparse.Namespace) -> int:
         curves = history.train_cost, history.val_accuracy
     if not args.quiet:
         print(f"Trained in {time.perf_counter() - start:.1f} s")
-    print(_accuracy_line(net.evaluate(test_data), len(test_data)))
+    print(_test_line(net, test_data, args.batch_size))
     _save_and_plot(args, net, *curves)
     return 0
 
@@ -431,7 +438,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if net.sizes[0] != n_inputs:
         raise UsageError(f"{args.model}: the network has {net.sizes[0]} inputs but the test "
                          f"data has {n_inputs}")
-    print(_accuracy_line(net.evaluate(test_data), len(test_data)))
+    print(_test_line(net, test_data))
     return 0
 
 

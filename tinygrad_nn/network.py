@@ -193,7 +193,10 @@ class Network(Module):
         result = training.evaluate(self.model, training.checked(X, self._targets(T)),
                                    self._cost_fn)
         squares = sum(float(np.vdot(w, w)) for w in self.weights) if lmbda else 0.0
-        return result.cost + 0.5 * (lmbda / len(X)) * squares, result.correct or 0
+        correct = result.correct  # (None for one output: argmax is then 0, as the book's)
+        if correct is None:
+            correct = int(np.count_nonzero(training._labels_of(T) == 0))
+        return result.cost + 0.5 * (lmbda / len(X)) * squares, correct
 
     def _targets(self, T: np.ndarray) -> np.ndarray:
         return T if T.ndim == 2 else np.eye(self.sizes[-1])[T]  # labels as one-hot rows y(x)
@@ -223,8 +226,8 @@ class Network(Module):
         return training.train_step(self.model, self._cost_fn, opt, X, Y)
 
     def _optimizer(self, eta: float, decay: float) -> optim.SGD:
-        """Plain SGD; with the sequel's λ, weight decay λ/n on the weights only (not biases):
-        w - η(∇C + (λ/n) w) = (1 - ηλ/n) w - η∇C, the sequel's rule (to rounding)."""
+        """Plain SGD; with the sequel's λ, weight decay λ/n on the weights only (not biases),
+        which plain `optim.SGD` applies as the sequel writes it: (1 - η(λ/n)) w - η∇C."""
         params = self.parameters()
         return optim.SGD(optim.decay_groups(params, decay) if decay else params, eta)
 

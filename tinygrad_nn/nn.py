@@ -31,6 +31,7 @@ from . import _checks, ops
 from . import functional as F
 from .checkpoint import (  # noqa: F401  (the file format, re-exported: nn.save_state, ...)
     BUILT_BY,
+    ModelFile,
     load_checkpoint,
     load_state,
     open_model_file,
@@ -43,7 +44,8 @@ from .tensor import Tensor, _GradMode, as_tensor, watch
 
 __all__ = ["DEFAULT_INIT", "ELU", "GELU", "INITS", "AvgPool2d", "BatchNorm1d", "BatchNorm2d",
            "Conv2d", "Dropout", "Flatten", "LeakyReLU", "Linear", "MaxPool2d", "Module", "ReLU",
-           "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "init_weights"]
+           "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "init_weights", "load_checkpoint",
+           "load_state", "save_checkpoint", "save_state"]
 
 RNG = np.random.Generator | int | None
 
@@ -537,7 +539,9 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         who = type(self).__name__
         self.num_features = _checks.count(who, "num_features", num_features, 1)
-        # (PyTorch's momentum=None, a cumulative average, is not supported.)
+        if momentum is None:
+            raise ValueError(f"{who}: momentum=None (PyTorch's cumulative average) is not "
+                             f"supported; give a number in [0, 1]")
         self.eps = _checks.number(who, "eps", eps, positive=True)
         self.momentum = _checks.fraction(who, "momentum", momentum, closed=True)
         self.weight = Tensor(np.ones(self.num_features), requires_grad=True)

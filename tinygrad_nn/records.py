@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EpochRecord", "FitHistory", "History", "fit_line", "print_tutorial_lines",
-           "tutorial_callback"]
+__all__ = ["MONITORS", "EpochRecord", "FitHistory", "History", "fit_line",
+           "print_tutorial_lines", "tutorial_callback"]
 
 #: The sequel's monitoring flags of ``network2.SGD``, in the order of its four lists.
 MONITORS = ("monitor_evaluation_cost", "monitor_evaluation_accuracy", "monitor_training_cost",
@@ -153,8 +153,6 @@ class History(tuple):
             "" if last.test_total is None else f", test {last.test_correct} / {last.test_total}")
         lists = ", ".join(f"{name[8:]}={value}" for name, value in zip(MONITORS, self))
         return f"History({len(self.epochs)} epochs{seen}; {lists})"
-
-
 
 
 Score = Callable[..., tuple[float, int]]

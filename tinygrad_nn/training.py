@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _checks
+from ._threads import blas_threads, threads_for_model
 from .costs import COSTS, check_labels
 from .datasets import Dataset
 from .jit import jit as capture_and_replay  # (fit's keyword `jit` would hide the name)
@@ -37,8 +38,8 @@ from .optim import LRScheduler, Optimizer
 from .records import EpochRecord, FitHistory, fit_line
 from .tensor import Tensor, as_tensor, no_grad
 
-__all__ = ["EpochRecord", "Evaluation", "FitHistory", "as_arrays", "cast_parameters", "evaluate",
-           "fit", "train_step"]
+__all__ = ["EpochRecord", "Evaluation", "FitHistory", "as_arrays", "cast_parameters", "checked",
+           "evaluate", "fit", "train_step"]
 
 EVAL_BATCH = 1000  # rows per forward pass when evaluating: bounded memory, few Python calls
 
@@ -371,32 +372,36 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
 
     if jit:
         step = capture_and_replay(step)
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        _set_mode(model, True)
-        train_cost = _one_epoch(step, X, T, rng.permutation(len(X)), batch_size, progress,
-                                epoch)
-        if not math.isfinite(train_cost):
-            restored = _restore_best(optimizer.params, stopping and stopping.arrays, history,
-                                     verbose)
-            raise ValueError(f"fit: the training cost became {train_cost} in epoch {epoch} "
-                             f"(lr {lr:g}); try a smaller learning rate{restored}")
-        result = None if validation is None else evaluate(
-            model, validation, cost if validation_cost is _SAME else validation_cost)
-        if schedule is not None:
-            schedule.step()
-        record = _record(epoch, train_cost, lr, time.perf_counter() - start, result)
-        for callback in callbacks:
-            record = callback(record) or record
-        history.append(record)
-        if verbose:
-            print(fit_line(record), flush=True)
-        if stopping is not None and result is not None and stopping.should_stop(result, history):
-            history.stopped_early = True
-            break
-    if restore_best and stopping is not None and history.best_epoch != len(history) - 1:
-        _restore_best(optimizer.params, stopping.arrays, history, verbose)
+    # A small model's matrix products gain nothing from BLAS threads and lose a great deal
+    # on a busy machine (issue 17; tinygrad_nn._threads): one thread, for the whole loop.
+    with blas_threads(threads_for_model(optimizer.params, batch_size)):
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            _set_mode(model, True)
+            train_cost = _one_epoch(step, X, T, rng.permutation(len(X)), batch_size, progress,
+                                    epoch)
+            if not math.isfinite(train_cost):
+                restored = _restore_best(optimizer.params, stopping and stopping.arrays, history,
+                                         verbose)
+                raise ValueError(f"fit: the training cost became {train_cost} in epoch {epoch} "
+                                 f"(lr {lr:g}); try a smaller learning rate{restored}")
+            result = None if validation is None else evaluate(
+                model, validation, cost if validation_cost is _SAME else validation_cost)
+            if schedule is not None:
+                schedule.step()
+            record = _record(epoch, train_cost, lr, time.perf_counter() - start, result)
+            for callback in callbacks:
+                record = callback(record) or record
+            history.append(record)
+            if verbose:
+                print(fit_line(record), flush=True)
+            if (stopping is not None and result is not None
+                    and stopping.should_stop(result, history)):
+                history.stopped_early = True
+                break
+        if restore_best and stopping is not None and history.best_epoch != len(history) - 1:
+            _restore_best(optimizer.params, stopping.arrays, history, verbose)
     return history
 
 
