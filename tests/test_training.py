@@ -356,3 +356,43 @@ def test_no_core_or_layer_module_imports_jit():
         source = (root / f"{name}.py").read_text()
         assert not re.search(r"^\s*(from \.jit |from \. import .*\bjit\b|import .*\bjit\b)",
                              source, re.M), name
+
+
+# --- data augmentation: transform ---------------------------------------------------------------
+
+
+def test_transform_gets_a_copy_of_each_batch_and_the_loops_generator():
+    rng = np.random.default_rng(0)
+    X, labels = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
+    X_before, seen = X.copy(), []
+
+    def mirror(x, gen):
+        assert not np.shares_memory(x, X) and isinstance(gen, np.random.Generator)
+        seen.append(len(x))
+        x[:, :] = x[:, ::-1]  # in place: allowed, the data set must stay as it was
+        return x
+
+    model = nn.Sequential(nn.Linear(4, 3, rng=1))
+    fit(model, costs.cross_entropy, optim.SGD(model.parameters(), 0.1), (X, labels), 2, 8,
+        (X, labels), seed=0, verbose=False, transform=mirror)
+    assert seen == [8, 8, 8, 6] * 2  # every training batch, never the validation data
+    np.testing.assert_array_equal(X, X_before)
+
+
+def test_a_random_transform_trains_the_same_eager_and_compiled():
+    rng = np.random.default_rng(1)
+    X, labels = rng.normal(size=(40, 5)), rng.integers(0, 2, 40)
+
+    def noisy_flip(x, gen):
+        flip = gen.random(len(x)) < 0.5
+        x[flip] = -x[flip]
+        return x
+
+    weights = []
+    for use_jit in (False, True):
+        model = nn.Sequential(nn.Linear(5, 6, rng=2), nn.Tanh(), nn.Linear(6, 2, rng=3))
+        fit(model, costs.cross_entropy, optim.Adam(model.parameters(), 0.01), (X, labels), 3,
+            10, seed=4, verbose=False, jit=use_jit, transform=noisy_flip)
+        weights.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*weights):
+        assert np.array_equal(a, b)

@@ -318,7 +318,9 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
         progress: Callable[..., Iterable[int]] | None = None, verbose: bool = True,
         jit: bool = False, widths: tuple[int, int] | None = None,
         validation_cost: Any = _SAME,
-        callbacks: Sequence[Callable[[EpochRecord], EpochRecord | None]] = ()) -> FitHistory:
+        callbacks: Sequence[Callable[[EpochRecord], EpochRecord | None]] = (),
+        transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        ) -> FitHistory:
     """Train `model` by mini-batch gradient descent with `optimizer` for `epochs` epochs.
 
     Each epoch: `model.train()`; shuffle the training rows with the generator made from
@@ -339,6 +341,10 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
     result (higher accuracy; for equal accuracy, lower cost). With `restore_best` (the
     default) the run ends, in any case, with the best epoch's weights copied back into the
     parameters, in place; without it the last weights stay (the sequel's early stopping).
+
+    `transform`, data augmentation: ``transform(x, rng)`` gets each mini-batch's inputs (a
+    fresh copy, which it may change in place) and fit's generator, and returns the inputs the
+    step sees; validation data is never transformed.
 
     `progress` wraps each epoch's iterable of mini-batch starts, called as
     ``progress(iterable, total=..., desc="Epoch k")`` (`tqdm.tqdm` fits); `verbose` prints one
@@ -379,8 +385,7 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
             start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             _set_mode(model, True)
-            train_cost = _one_epoch(step, X, T, rng.permutation(len(X)), batch_size, progress,
-                                    epoch)
+            train_cost = _one_epoch(step, X, T, rng, batch_size, progress, epoch, transform)
             if not math.isfinite(train_cost):
                 restored = _restore_best(optimizer.params, stopping and stopping.arrays, history,
                                          verbose)
@@ -406,9 +411,12 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
 
 
 def _one_epoch(step: Callable[[np.ndarray, np.ndarray], Tensor], X: np.ndarray, T: np.ndarray,
-               order: np.ndarray, batch_size: int,
-               progress: Callable[..., Iterable[int]] | None, epoch: int) -> float:
-    """Step once per mini-batch of the shuffled rows `order`; the mean mini-batch cost."""
+               rng: np.random.Generator, batch_size: int,
+               progress: Callable[..., Iterable[int]] | None, epoch: int,
+               transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None,
+               ) -> float:
+    """Shuffle the rows, step once per mini-batch; the mean mini-batch cost."""
+    order = rng.permutation(len(X))
     starts: Iterable[int] = range(0, len(X), batch_size)
     if progress is not None:
         starts = progress(starts, total=len(starts), desc=f"Epoch {epoch}")
@@ -418,6 +426,8 @@ def _one_epoch(step: Callable[[np.ndarray, np.ndarray], Tensor], X: np.ndarray, 
         # memory stays flat (no second copy of X alive while the next is made).
         batch = order[k:k + batch_size]
         x = X[batch]
+        if transform is not None:
+            x = transform(x, rng)
         total += step(x, T[batch]).item() * len(x)
     return total / len(X)
 
