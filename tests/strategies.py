@@ -92,6 +92,14 @@ def _unary_case(draw, name, values):
 
 
 @st.composite
+def _sigmoid_slope_case(draw):
+    # z and s drawn independently: the VJPs are the partial derivatives of s²e^{-z}
+    z = draw(shapes().flatmap(lambda s: float_arrays(s, -3.0, 3.0)))
+    s = draw(float_arrays(z.shape, 0.1, 0.9))
+    return Case(f"sigmoid_slope{z.shape}", lambda a, b: ops.sigmoid_slope(a, b), [z, s])
+
+
+@st.composite
 def _matmul_case(draw):
     n, k, p, b = (draw(st.integers(1, MAX_SIDE)) for _ in range(4))
     a_shape, b_shape = draw(st.sampled_from([
@@ -388,6 +396,7 @@ primitive_cases = {
     "exp": _unary_case("exp", lambda s: float_arrays(s, -3.0, 3.0)),
     "log": _unary_case("log", lambda s: float_arrays(s, 0.1, 10.0)),
     "sigmoid": _unary_case("sigmoid", lambda s: float_arrays(s, -6.0, 6.0)),
+    "sigmoid_slope": _sigmoid_slope_case(),
     "tanh": _unary_case("tanh", lambda s: float_arrays(s, -3.0, 3.0)),
     "relu": _unary_case("relu", relu_inputs),
     "matmul": _matmul_case(),

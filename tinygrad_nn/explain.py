@@ -218,9 +218,11 @@ class Trace:
         """The largest absolute difference ``|BP - autograd|`` over every layer."""
         return max(layer.max_abs_diff for layer in self.layers)
 
-    max_diff = property(lambda self: self.max_abs_diff,
-                        doc="The name `max_abs_diff` had before (kept for code written "
-                            "against it; the JSON keeps the key too).")
+    @property
+    def max_diff(self) -> float:
+        """The name `max_abs_diff` had before (kept for code written against it; the JSON
+        keeps the key too)."""
+        return self.max_abs_diff
 
     def to_json(self) -> str:
         """The trace as JSON: sizes, seed, cost, x, y, the costs, one record per layer with
