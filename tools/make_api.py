@@ -35,6 +35,7 @@ MODULES = [
     ("tinygrad_nn.training", "the one training loop"),
     ("tinygrad_nn.records", "what an epoch leaves behind: records, histories, lines"),
     ("tinygrad_nn.jit", "capture a training step once, replay it as plain numpy calls"),
+    ("tinygrad_nn.bridge", "a model moved to PyTorch and back (needs torch)"),
     ("tinygrad_nn.datasets", "data: the embedded digits and MNIST-format files"),
     ("tinygrad_nn.viz", "the computation graph as a picture"),
     ("tinygrad_nn.explain", "BP1–BP4 beside autograd, layer by layer"),
