@@ -23,7 +23,7 @@ import numpy as np
 
 from . import functional as F
 from . import ops
-from .tensor import Tensor, to_array
+from .tensor import Tensor, TensorLike, to_array
 
 __all__ = ["COSTS", "LOSSES", "binary_cross_entropy_with_logits", "clamp_epsilon", "cross_entropy",
            "cross_entropy_cost", "nll_loss", "quadratic_cost"]
@@ -50,7 +50,7 @@ def _prepare(name: str, a: Any, y: Any) -> tuple[Tensor, Any, int]:
     return a, y, n
 
 
-def quadratic_cost(a: Any, y: Any) -> Tensor:
+def quadratic_cost(a: TensorLike, y: TensorLike) -> Tensor:
     """Eq. 2.1, C = 1/(2n) Σ_x ||y(x) - a(x)||², with n the number of rows of `a`.
 
     >>> quadratic_cost([[1.0, 0.0], [0.5, 0.5]], [[0.0, 0.0], [0.5, 1.5]]).item()  # (1 + 1)/4
@@ -73,7 +73,7 @@ def clamp_epsilon(dtype: Any) -> float:
     return float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps)
 
 
-def cross_entropy_cost(a: Any, y: Any) -> Tensor:
+def cross_entropy_cost(a: TensorLike, y: TensorLike) -> Tensor:
     """The cross-entropy cost of sigmoid outputs, C = -1/n Σ_x Σ_j [y ln a + (1-y) ln(1-a)].
 
     It is the sequel's cost: with sigmoid outputs its error δ^L = a - y loses the σ'(z) factor
@@ -178,7 +178,7 @@ def _probabilities(name: str, target: Any, like: Tensor, what: str) -> Any:
     return _in_unit_interval(name, what, ops.constant(values, like), dtype)
 
 
-def nll_loss(log_probs: Any, labels: Any) -> Tensor:
+def nll_loss(log_probs: TensorLike, labels: TensorLike) -> Tensor:
     """The negative log-likelihood, C = -1/n Σ_x log p_{y(x)}(x), for integer labels y(x).
 
     `log_probs` has shape (n, classes), one row of log-probabilities per example (e.g. from
@@ -195,7 +195,7 @@ def nll_loss(log_probs: Any, labels: Any) -> Tensor:
     return log_probs[np.arange(n), labels].sum() * (-1.0 / n)
 
 
-def cross_entropy(logits: Any, target: Any) -> Tensor:
+def cross_entropy(logits: TensorLike, target: TensorLike) -> Tensor:
     """Softmax cross-entropy of logits z, C = -1/n Σ_x Σ_j y_j(x) log softmax(z(x))_j.
 
     `logits` has shape (n, classes). `target` is either integer labels of shape (n,), so that
@@ -218,7 +218,7 @@ def cross_entropy(logits: Any, target: Any) -> Tensor:
     return (y * log_p).sum() * (-1.0 / logits.shape[0])
 
 
-def binary_cross_entropy_with_logits(logits: Any, target: Any) -> Tensor:
+def binary_cross_entropy_with_logits(logits: TensorLike, target: TensorLike) -> Tensor:
     """The sequel's cross-entropy of σ(z), from the logits z, averaged over *every* element.
 
     C = 1/N Σ [-y ln σ(z) - (1 - y) ln(1 - σ(z))] = 1/N Σ [softplus(z) - y z], since

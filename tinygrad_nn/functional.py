@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _checks, ops
-from .tensor import Tensor, to_array
+from .tensor import Tensor, TensorLike, to_array
 
 Axis = int | tuple[int, ...] | None
 # numpy's error for a bad axis: both a ValueError and an IndexError.
@@ -97,7 +97,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return ops.exp(log_softmax(x, axis=axis, who="softmax"))
 
 
-def where(condition: Any, x: Any, y: Any) -> Tensor:
+def where(condition: TensorLike, x: TensorLike, y: TensorLike) -> Tensor:
     """x where `condition` holds, else y; the condition itself is not differentiable."""
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
         x = Tensor(x)
@@ -159,7 +159,7 @@ def _window_fits(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[
                              f"{shape}, padding {padding})")
 
 
-def pad(x: Any, padding: int | Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
+def pad(x: TensorLike, padding: int | Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
     """x framed by constant `value`s: numpy's per-axis ((before, after), ...) widths, one pair
     per axis, or an int p for (p, p) on the last two axes (an image's height and width)."""
     ndim = len(np.shape(x.data if isinstance(x, Tensor) else x))
@@ -177,7 +177,8 @@ def pad(x: Any, padding: int | Sequence[tuple[int, int]], value: float = 0.0) ->
     return ops.pad(x, widths=widths, value=value)
 
 
-def conv2d(x: Any, w: Any, b: Any = None, stride: Pair = 1, padding: Pair = 0) -> Tensor:
+def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: Pair = 1,
+           padding: Pair = 0) -> Tensor:
     """torch.nn.functional.conv2d (no dilation or groups): x (n, c_in, h, w), w (c_out, c_in,
     kh, kw), b (c_out,) or None; output (n, c_out, (h + 2p - kh)//s + 1, ...). Its memory is
     channels-last (see tinygrad_nn.ops): same values, faster next layers."""
@@ -208,7 +209,7 @@ def _pool_args(x: Any, kernel_size: Pair, stride: Pair | None, padding: Pair,
     return {"kernel": kernel, "stride": stride, "padding": padding}
 
 
-def max_pool2d(x: Any, kernel_size: Pair, stride: Pair | None = None,
+def max_pool2d(x: TensorLike, kernel_size: Pair, stride: Pair | None = None,
                padding: Pair = 0) -> Tensor:
     """torch.nn.functional.max_pool2d: the max of each window (stride defaults to
     kernel_size; padding counts as -inf). Ties: the whole gradient goes to the FIRST
@@ -216,7 +217,7 @@ def max_pool2d(x: Any, kernel_size: Pair, stride: Pair | None = None,
     return ops.max_pool2d(x, **_pool_args(x, kernel_size, stride, padding, "max_pool2d"))
 
 
-def avg_pool2d(x: Any, kernel_size: Pair, stride: Pair | None = None,
+def avg_pool2d(x: TensorLike, kernel_size: Pair, stride: Pair | None = None,
                padding: Pair = 0) -> Tensor:
     """torch.nn.functional.avg_pool2d with count_include_pad=True: padded zeros count in
     each window's mean."""
@@ -233,8 +234,9 @@ def _bn_check(x: Any, running: Any, who: str) -> tuple[int, int]:
     return shape[1], int(np.prod(shape, dtype=np.int64)) // shape[1]
 
 
-def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
-               bias: Any = None, training: bool = False, momentum: float = 0.1,
+def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: TensorLike | None,
+               weight: TensorLike | None = None, bias: TensorLike | None = None,
+               training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:
     """torch.nn.functional.batch_norm over axis 1 of x (n, c) or (n, c, h, w).
 
@@ -277,17 +279,17 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
     return ops.batch_norm(x, weight, bias, stats=stats, eps=eps)
 
 
-def gelu(x: Any) -> Tensor:
+def gelu(x: TensorLike) -> Tensor:
     """PyTorch's default (exact) GELU, x·Φ(x) with Φ the standard normal CDF (computed with
     W. J. Cody's erfc, to float64 rounding); not the tanh approximation."""
     return ops.gelu(x)
 
 
-def silu(x: Any) -> Tensor:
+def silu(x: TensorLike) -> Tensor:
     """SiLU (swish): x·σ(x), torch.nn.functional.silu."""
     return ops.silu(x)
 
 
-def elu(x: Any, alpha: float = 1.0) -> Tensor:
+def elu(x: TensorLike, alpha: float = 1.0) -> Tensor:
     """torch.nn.functional.elu: x for x > 0, alpha·(e^x - 1) otherwise."""
     return ops.elu(x, alpha=alpha)

@@ -40,7 +40,7 @@ from .checkpoint import (  # noqa: F401  (the file format, re-exported: nn.save_
     save_state,
     write_atomically,
 )
-from .tensor import Tensor, _GradMode, as_tensor, watch
+from .tensor import Tensor, TensorLike, _GradMode, as_tensor, watch
 
 __all__ = ["DEFAULT_INIT", "ELU", "GELU", "INITS", "AvgPool2d", "BatchNorm1d", "BatchNorm2d",
            "Conv2d", "Dropout", "Flatten", "LeakyReLU", "Linear", "MaxPool2d", "Module", "ReLU",
@@ -404,7 +404,7 @@ class Linear(Module):
                      else None)
         self.n_in, self.n_out, self.init = n_in, n_out, init
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         if self.bias is None:
             return ops.matmul(x, ops.transpose(self.weight, axes=None))
         return ops.linear(x, self.weight, self.bias)
@@ -451,7 +451,7 @@ class Conv2d(Module):
                      if bias else None)
         self.init = init
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         return F.conv2d(_tensor(x), self.weight, self.bias, stride=self.stride,
                         padding=self.padding)
 
@@ -500,7 +500,7 @@ class MaxPool2d(_Pool2d):
            [13., 15.]])
     """
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         return F.max_pool2d(_tensor(x), self.kernel_size, stride=self.stride,
                             padding=self.padding)
 
@@ -512,7 +512,7 @@ class AvgPool2d(_Pool2d):
     ``count_include_pad=True``).
     """
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         return F.avg_pool2d(_tensor(x), self.kernel_size, stride=self.stride,
                             padding=self.padding)
 
@@ -550,7 +550,7 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", Tensor(np.ones(self.num_features)))
         self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         x = _tensor(x)
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
             want = " or ".join(f"{n}-D" for n in self._ndims)
@@ -592,21 +592,21 @@ class BatchNorm2d(_BatchNorm):
 class Sigmoid(Module):
     """σ(z) = 1/(1 + e^{-z}), eq. 1.6, element-wise: the tutorial's neuron."""
 
-    def forward(self, z: Any) -> Tensor:
+    def forward(self, z: TensorLike) -> Tensor:
         return ops.sigmoid(z)
 
 
 class Tanh(Module):
     """tanh(z) = 2σ(2z) - 1, element-wise: a sigmoid stretched to (-1, 1)."""
 
-    def forward(self, z: Any) -> Tensor:
+    def forward(self, z: TensorLike) -> Tensor:
         return ops.tanh(z)
 
 
 class ReLU(Module):
     """max(z, 0), element-wise; its derivative at 0 is taken as 0."""
 
-    def forward(self, z: Any) -> Tensor:
+    def forward(self, z: TensorLike) -> Tensor:
         return ops.relu(z)
 
 
@@ -614,14 +614,14 @@ class GELU(Module):
     """z·Φ(z) with Φ the standard normal's distribution function (Hendrycks & Gimpel, 2016):
     PyTorch's ``nn.GELU()`` (the exact form, approximate='none'), element-wise."""
 
-    def forward(self, z: Any) -> Tensor:
+    def forward(self, z: TensorLike) -> Tensor:
         return F.gelu(_tensor(z))
 
 
 class SiLU(Module):
     """z·σ(z), element-wise ("swish"): PyTorch's ``nn.SiLU``."""
 
-    def forward(self, z: Any) -> Tensor:
+    def forward(self, z: TensorLike) -> Tensor:
         return F.silu(_tensor(z))
 
 
@@ -631,7 +631,7 @@ class ELU(Module):
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = float(alpha)
 
-    def forward(self, z: Any) -> Tensor:
+    def forward(self, z: TensorLike) -> Tensor:
         return F.elu(_tensor(z), alpha=self.alpha)
 
     def extra_repr(self) -> str:
@@ -650,7 +650,7 @@ class LeakyReLU(Module):
     def __init__(self, slope: float = 0.01) -> None:
         self.slope = float(slope)
 
-    def forward(self, z: Any) -> Tensor:
+    def forward(self, z: TensorLike) -> Tensor:
         return ops.leaky_relu(_tensor(z), slope=self.slope)
 
     def extra_repr(self) -> str:
@@ -667,7 +667,7 @@ class Softmax(Module):
     def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
-    def forward(self, z: Any) -> Tensor:
+    def forward(self, z: TensorLike) -> Tensor:
         return F.softmax(_tensor(z), axis=self.axis)
 
     def extra_repr(self) -> str:
@@ -680,7 +680,7 @@ class Flatten(Module):
     def __init__(self, start_axis: int = 1) -> None:
         self.start_axis = start_axis
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         return F.flatten(_tensor(x), self.start_axis)
 
     def extra_repr(self) -> str:
@@ -707,7 +707,7 @@ class Dropout(Module):
         self.p = _checks.fraction("Dropout", "p (the probability of dropping an element)", p)
         self.rng = _generator(rng)
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         x = _tensor(x)
         if not self.training or self.p == 0:
             return x
@@ -750,7 +750,7 @@ class Sequential(Module):
             if not name.startswith("layers."):
                 yield name, value
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: TensorLike) -> Any:
         for layer in self.layers:
             x = layer(x)
         return x

@@ -12,7 +12,7 @@ forward and backward) is noticed by its version (`_bump_version`) and refused by
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,7 +106,7 @@ def _numeric_dtype(dtype: Any) -> np.dtype:
     return dtype
 
 
-def to_array(data: Any, dtype: Any = None) -> np.ndarray:
+def to_array(data: TensorLike, dtype: Any = None) -> np.ndarray:
     """The one place that turns user data into an ndarray.
 
     Python numbers and lists become float64 (unless `dtype` says otherwise);
@@ -189,7 +189,8 @@ class Tensor:
     # Make `ndarray + Tensor` return NotImplemented so Tensor.__radd__ runs.
     __array_ufunc__ = None
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+    def __init__(self, data: TensorLike, requires_grad: bool = False,
+                 dtype: Any = None) -> None:
         self.data = _own_array(data, dtype)
         self._writes = self._written = self._born = 0
         self.grad: Tensor | None = None
@@ -594,7 +595,12 @@ class Tensor:
         return ops.transpose(self, axes=None)
 
 
-def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+#: What becomes a Tensor wherever one is expected: a Tensor, a numpy array, a Python number,
+#: or nested lists of numbers (converted by `to_array`, the one conversion of user data).
+TensorLike = Tensor | np.ndarray | np.generic | float | int | Sequence[Any]
+
+
+def as_tensor(data: TensorLike, dtype: Any = None) -> Tensor:
     """`data` as a Tensor, sharing memory where it can, as `torch.as_tensor`.
 
     A Tensor comes back unchanged (converted with `astype` if `dtype` differs); an ndarray
