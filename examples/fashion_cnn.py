@@ -4,7 +4,7 @@ conv3x3(16)-BN-ReLU-pool-conv3x3(32)-BN-ReLU-pool-fc128-ReLU-fc10 (PyTorch's ini
 3e-3, batch 64, cosine schedule), half of each batch mirrored, float32, trained by `fit`, the
 library's one loop (the mirroring is its `transform`). Run: python examples/fashion_cnn.py DIR
 [--epochs N] [--seed S] [--no-batch-norm] [--no-mirror]. docs/recipes.md has the runs: the
-default 10 epochs reach about 0.92 test accuracy in 150-170 s on the 2-core machine.
+default 10 epochs gave 92.27-92.45% test accuracy in 184-211 s (seeds 0-2, 2 busy cores).
 """
 
 import argparse
