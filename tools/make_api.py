@@ -107,7 +107,10 @@ def entries(module) -> list[tuple[str, str]]:
                     continue  # a module's forward is what its class docstring describes
                 heading = f"{name}.{attr}" if isinstance(member, property) else \
                     f"{name}.{signature(attr, member)}"
-                out.append((heading, first_paragraph(target) or borrowed_doc(attr)))
+                # A property's own doc (property(fget, doc=...)), else its getter's: the
+                # getter may be a C function whose docstring changes with Python's version.
+                doc = first_paragraph(member if isinstance(member, property) else target)
+                out.append((heading, doc or borrowed_doc(attr)))
         elif callable(obj):
             out.append((signature(name, obj), first_paragraph(obj)))
         else:
