@@ -44,6 +44,24 @@ def training_data(n: int = 50_000, dtype=np.float64) -> tuple[np.ndarray, np.nda
     return X, Y, "synthetic data of MNIST's shape (dataset-fashion-mnist not installed)"
 
 
+def sigmoid_sgd_step(params, optimizer) -> Callable[[np.ndarray, np.ndarray], None]:
+    """One training step of sigmoid layers `params` [(w, b) Tensors] with the quadratic cost,
+    as `Network.SGD` takes it, by `optimizer`: the step the large-batch benchmarks time."""
+    from tinygrad_nn import Tensor, ops
+    from tinygrad_nn.costs import quadratic_cost
+
+    def step(x: np.ndarray, y: np.ndarray) -> None:
+        a = Tensor(x)
+        for w, b in params:
+            a = ops.linear(a, w, b).sigmoid()
+        cost = quadratic_cost(a, y)
+        optimizer.zero_grad()
+        cost.backward()
+        optimizer.step()
+
+    return step
+
+
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
     """The best wall-clock time of `repeat` runs, in seconds."""
     times = []

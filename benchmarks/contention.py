@@ -182,9 +182,9 @@ def describe_blas() -> str:
 def step_function(sizes: list[int], batch: int) -> Callable[[], None]:
     """One tinygrad_nn training step (linear + sigmoid layers, quadratic cost, SGD)."""
     import numpy as np
+    from common import sigmoid_sgd_step
 
-    from tinygrad_nn import Tensor, ops
-    from tinygrad_nn.costs import quadratic_cost
+    from tinygrad_nn import Tensor
     from tinygrad_nn.optim import SGD
 
     rng = np.random.default_rng(0)
@@ -194,15 +194,8 @@ def step_function(sizes: list[int], batch: int) -> Callable[[], None]:
     x = rng.random((batch, sizes[0]))
     y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], batch)]
 
-    def step() -> None:
-        a = Tensor(x)
-        for w, b in params:
-            a = ops.linear(a, w, b).sigmoid()
-        cost = quadratic_cost(a, y)
-        opt.zero_grad()
-        cost.backward()
-        opt.step()
-    return step
+    step = sigmoid_sgd_step(params, opt)
+    return lambda: step(x, y)
 
 
 def per_step(step: Callable[[], None], seconds: float) -> tuple[float, float]:

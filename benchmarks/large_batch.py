@@ -16,10 +16,16 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import best_of_each, table, torch, torch_sgd_epoch, training_data
+from common import (
+    best_of_each,
+    sigmoid_sgd_step,
+    table,
+    torch,
+    torch_sgd_epoch,
+    training_data,
+)
 
-from tinygrad_nn import Tensor, ops
-from tinygrad_nn.costs import quadratic_cost
+from tinygrad_nn import Tensor
 from tinygrad_nn.jit import jit
 from tinygrad_nn.nn import Linear
 from tinygrad_nn.optim import SGD
@@ -38,15 +44,7 @@ def run_ours(X, Y, dtype, compiled: bool = False) -> None:
               for w, b in initial_parameters(dtype)]
     opt = SGD([p for pair in params for p in pair], ETA)
 
-    def step(x, y) -> None:
-        a = Tensor(x)
-        for w, b in params:
-            a = ops.linear(a, w, b).sigmoid()
-        cost = quadratic_cost(a, y)
-        opt.zero_grad()
-        cost.backward()
-        opt.step()
-
+    step = sigmoid_sgd_step(params, opt)
     if compiled:  # captured on the first call (and on the short last mini-batch), then replayed
         step = jit(step)
     for k in range(0, len(X), BATCH):
