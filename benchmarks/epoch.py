@@ -236,7 +236,7 @@ def main() -> None:
           f"(replayed / eager {costs['replay'] / costs['eager']:.2f})")
     print(f"  Network.SGD(jit=True), per step of the epoch: "
           f"{1e6 * compiled * BATCH / len(X):.1f} us\n    (with the shuffle, gathering each "
-          f"mini-batch, the capture and the cost on the training data after the epoch)")
+          f"mini-batch, the capture, and reading each mini-batch's cost)")
 
 
 if __name__ == "__main__":

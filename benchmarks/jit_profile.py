@@ -200,14 +200,13 @@ def main() -> None:
     parts = dict(best_of_each([
         ("replay", replay_alone), ("call", jitted_calls), ("gather", gathers),
         ("check", lambda: as_arrays((X, Y), SIZES[0], SIZES[-1])),
-        ("cost", lambda: net._score(X, Y)[0]),
         ("epoch", lambda: run_network(X, Y, compiled=True)),
         ("lean", lambda: run_lean_numpy(X, Y))], 5))
     replay, call = (1e6 * parts[name] / len(batches) for name in ("replay", "call"))
-    gather, check, cost, epoch, lean = (1e6 * parts[name] for name in (
-        "gather", "check", "cost", "epoch", "lean"))
+    gather, check, epoch, lean = (1e6 * parts[name] for name in (
+        "gather", "check", "epoch", "lean"))
     gather /= steps
-    total_parts = call + gather + (check + cost) / steps
+    total_parts = call + gather + check / steps
     print(f"\nper step of an epoch of Network.SGD(jit=True) on {len(X)} examples ({steps} steps),"
           f" us, each part timed apart (best of 5, taken in turn):")
     print(f"  the replayed calls, untimed, mini-batch copied in  {replay:7.1f}")
@@ -215,8 +214,6 @@ def main() -> None:
     print(f"  gathering the mini-batch, X[batch] and Y[batch]    {gather:7.1f}")
     print(f"  checking the data once per SGD call (as_arrays)    {check / steps:7.1f}"
           f"  ({check / 1e3:.0f} ms an epoch)")
-    print(f"  the cost on the training data after the epoch      {cost / steps:7.1f}"
-          f"  ({cost / 1e3:.0f} ms an epoch)")
     print(f"  sum of the parts                                   {total_parts:7.1f}")
     print(f"  a step of the epoch, measured whole                {epoch / steps:7.1f}"
           f"  (also: the shuffle, the capture and check, the loop)")
