@@ -38,7 +38,7 @@ def number(who: str, name: str, value: Any, *, positive: bool = False) -> float:
 def fraction(who: str, name: str, value: Any, *, closed: bool = False) -> float:
     """A number in [0, 1) (a dropout probability, a β), or in [0, 1] if `closed`."""
     if isinstance(value, bool) or not isinstance(value, Real) or not (
-            0 <= value <= 1 if closed else 0 <= value < 1):
+            0 <= value <= 1 if closed else 0 <= value < 1):  # type: ignore[operator]  # (Real has no __ge__ in typeshed)
         raise _fail(who, name, f"a number in [0, 1{']' if closed else ')'}", value)
     return float(value)
 

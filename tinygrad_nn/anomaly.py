@@ -74,5 +74,5 @@ def check_backward(node: Tensor, input_index: int, g: Any) -> None:
     values = g.data if isinstance(g, Tensor) else np.asarray(g)
     if not np.isfinite(values).all():
         raise AnomalyError(
-            f"{node._op.name} backward produced {_what(values)} in the gradient of its input "
+            f"{node._op.name} backward produced {_what(values)} in the gradient of its input "  # type: ignore[union-attr]  # (an op's node)
             f"{input_index}; its output was created at {node._origin or 'an unknown place'}")

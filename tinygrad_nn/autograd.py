@@ -10,13 +10,14 @@ tensor is used more than once.
 from __future__ import annotations
 
 import contextlib
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .anomaly import check_backward
-from .ops import cast, constant, copy, sum_to
+from .ops import Primitive, cast, constant, copy, sum_to
 from .tensor import Tensor, _GradMode, no_grad, to_array
 
 
@@ -86,7 +87,9 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
 
 def _propagate(node: Tensor, g: Any, as_tensors: bool, grads: dict[int, Any]) -> None:
     """Apply node's VJPs to g, the gradient at its output, adding each result to `grads`."""
-    op = node._op
+    op = typing.cast(Primitive, node._op)  # (only called for a node made by an op)
+    out: Tensor | np.ndarray
+    inputs: Sequence[Any]
     if as_tensors:
         out = node
         inputs = [p if p is not None else constant(a, node)
@@ -120,7 +123,7 @@ def _modified_error(node: Tensor, i: int, parent: Tensor) -> RuntimeError:
     return RuntimeError(
         f"backward pass: one of the tensors needed for gradient computation has been "
         f"modified by an in-place operation after it was used: input {i} of "
-        f"{node._op.name}, {kind} of shape {parent.shape} (now at version "
+        f"{typing.cast(Primitive, node._op).name}, {kind} of shape {parent.shape} (now at version "
         f"{parent._version}), changed after the forward pass read it (an optimizer step?), "
         f"so the gradients would use values it no longer has. Call backward() before "
         f"optimizer.step(), or run the forward pass again after the step"
@@ -258,7 +261,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             wanted[id(t)] = g
 
     _walk(outputs, seeds, create_graph, collect)
-    results = []
+    results: list[Tensor | None] = []
     for i, t in enumerate(inputs):
         g = wanted[id(t)]
         if g is None and not allow_unused:

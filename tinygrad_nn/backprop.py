@@ -44,6 +44,7 @@ Example:
 from __future__ import annotations  # annotations stay as written: help() reads ArrayLike
 
 from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -175,13 +176,14 @@ class CrossEntropyCost:
 
 
 #: The costs by name; every ``cost=`` argument accepts a key or a value of this dict.
-COSTS: dict[str, type] = {"quadratic": QuadraticCost, "cross-entropy": CrossEntropyCost}
+COSTS: dict[str, type[QuadraticCost | CrossEntropyCost]] = {
+    "quadratic": QuadraticCost, "cross-entropy": CrossEntropyCost}
 
 #: A cost: a name from :data:`COSTS`, or a class with static ``fn`` and ``delta``.
 CostLike = str | type
 
 
-def _resolve_cost(where: str, cost: CostLike) -> type:
+def _resolve_cost(where: str, cost: CostLike) -> Any:  # a cost class (duck-typed)
     if isinstance(cost, str):
         if cost not in COSTS:
             raise ValueError(f"{where}: unknown cost {cost!r}; choose one of {sorted(COSTS)}")
@@ -200,6 +202,16 @@ def _resolve_cost(where: str, cost: CostLike) -> type:
 # --------------------------------------------------------------------------
 
 
+@overload
+def _check_network(
+    where: str, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike], x: ArrayLike,
+    y: None = None, *, batch: bool,
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, None]: ...
+@overload
+def _check_network(
+    where: str, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike], x: ArrayLike,
+    y: ArrayLike, *, batch: bool,
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]: ...
 def _check_network(
     where: str,
     weights: Sequence[ArrayLike],
@@ -267,8 +279,10 @@ def _check_network(
 # --------------------------------------------------------------------------
 
 
-def _feedforward(ws: list[np.ndarray], bs: list[np.ndarray], x: np.ndarray):
-    zs, activations = [], [x]
+def _feedforward(ws: list[np.ndarray], bs: list[np.ndarray], x: np.ndarray,
+                 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    zs: list[np.ndarray] = []
+    activations: list[Any] = [x]  # (Any: sigmoid's type allows a scalar; z is an array)
     for w, b in zip(ws, bs, strict=True):
         z = w @ activations[-1] + b
         zs.append(z)
@@ -276,7 +290,8 @@ def _feedforward(ws: list[np.ndarray], bs: list[np.ndarray], x: np.ndarray):
     return zs, activations
 
 
-def _errors(ws, bs, x, y, cost):
+def _errors(ws: list[np.ndarray], bs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
+            cost: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Feed forward, then BP1 and BP2; return (activations, [δ^2, ..., δ^L])."""
     zs, activations = _feedforward(ws, bs, x)
     delta = cost.delta(zs[-1], activations[-1], y)  # BP1
@@ -365,8 +380,10 @@ def backprop(
 # --------------------------------------------------------------------------
 
 
-def _feedforward_batch(ws: list[np.ndarray], bs: list[np.ndarray], X: np.ndarray):
-    zs, activations = [], [X]
+def _feedforward_batch(ws: list[np.ndarray], bs: list[np.ndarray], X: np.ndarray,
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    zs: list[np.ndarray] = []
+    activations: list[Any] = [X]  # (as in `_feedforward`)
     for w, b in zip(ws, bs, strict=True):
         # Row i is (w a_i + b)ᵀ = a_iᵀ wᵀ + bᵀ: the z^l of example i.
         Z = activations[-1] @ w.T + b
@@ -375,7 +392,8 @@ def _feedforward_batch(ws: list[np.ndarray], bs: list[np.ndarray], X: np.ndarray
     return zs, activations
 
 
-def _errors_batch(ws, bs, X, Y, cost):
+def _errors_batch(ws: list[np.ndarray], bs: list[np.ndarray], X: np.ndarray, Y: np.ndarray,
+                  cost: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
     zs, activations = _feedforward_batch(ws, bs, X)
     delta = cost.delta(zs[-1], activations[-1], Y)  # BP1, element-wise, so row by row
     deltas = [delta]
@@ -387,7 +405,8 @@ def _errors_batch(ws, bs, X, Y, cost):
     return activations, deltas
 
 
-def _backprop_batch(ws, bs, X, Y, cost):
+def _backprop_batch(ws: list[np.ndarray], bs: list[np.ndarray], X: np.ndarray, Y: np.ndarray,
+                    cost: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
     activations, deltas = _errors_batch(ws, bs, X, Y, cost)
     # BP3 summed over the rows.
     nabla_b = [d.sum(axis=0) for d in deltas]
@@ -477,7 +496,9 @@ def total_cost(
     return np.mean(_resolve_cost("total_cost", cost).fn(output, Y))
 
 
-def _gradient_step(ws, bs, nabla_w, nabla_b, eta, m):
+def _gradient_step(ws: list[np.ndarray], bs: list[np.ndarray], nabla_w: list[np.ndarray],
+                   nabla_b: list[np.ndarray], eta: float, m: int,
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     # New arrays, so the caller's weights and biases are left untouched.
     new_w = [w - (eta / m) * nw for w, nw in zip(ws, nabla_w, strict=True)]  # eq. 2.5
     new_b = [b - (eta / m) * nb for b, nb in zip(bs, nabla_b, strict=True)]  # eq. 2.6

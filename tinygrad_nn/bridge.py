@@ -19,7 +19,7 @@ from . import nn
 __all__ = ["from_torch", "to_torch"]
 
 
-def _torch_layer(layer: nn.Module, torch: Any) -> Any:
+def _torch_layer(layer: Any, torch: Any) -> Any:  # (Any: `type(layer) is` does not narrow)
     """The torch.nn layer that computes what `layer` does, with the same settings."""
     tnn = torch.nn
     kind = type(layer)

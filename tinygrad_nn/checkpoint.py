@@ -41,7 +41,7 @@ __all__ = ["BUILT_BY", "ModelFile", "built_by", "check_state", "load_checkpoint"
            "save_state", "write_atomically"]
 
 
-def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
     """Write a file by `write(f)` into a temporary file beside `path`, then rename it over `path`.
 
     A reader never sees half a file, and on any failure the temporary file is removed and a
@@ -94,7 +94,7 @@ def save_state(module: Module, path: str | os.PathLike[str],
             raise ValueError(f"save_state: built_by keys are {', '.join(BUILT_BY)} and must "
                              f"not name a parameter, got {key!r}")
         arrays[key] = np.array(value, dtype=np.int64 if key == "sizes" else None)
-    write_atomically(path, lambda f: np.savez(f, **arrays))
+    write_atomically(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # (no key is allow_pickle)
 
 
 # What zipfile, zlib and numpy's .npy header parser raise on damaged bytes (none of it is
@@ -279,11 +279,11 @@ def save_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any 
     except TypeError as err:
         raise TypeError(f"save_checkpoint: extra must hold JSON values only ({err})") from None
     arrays[_META] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    write_atomically(path, lambda f: np.savez(f, **arrays))
+    write_atomically(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # (no key is allow_pickle)
 
 
 def read_checkpoint(path: str | os.PathLike[str], who: str = "",
-                    keep: Callable[[str], bool] | None = None,
+                    keep: Callable[[str], object] | None = None,
                     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(description, arrays) of a model file: the one reader behind `load_state`,
     `load_checkpoint` and `Network.load`.

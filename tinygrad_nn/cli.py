@@ -30,13 +30,16 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, datasets, optim, training
 from ._threads import blas_threads, threads_for_model
 from .costs import COSTS
 from .network import ACTIVATIONS, Network, stack
 from .nn import INITS
+
+if TYPE_CHECKING:
+    from .explain import Trace, Walk
 
 PROG = "tinygrad-nn"
 OPTIMIZERS = {"sgd": 3.0, "momentum": 0.3, "adam": 1e-3}  # name -> default learning rate
@@ -209,6 +212,7 @@ def _explain(args: argparse.Namespace) -> int:
                              f" form")
         print(step_tape(sizes, args.batch_size, cost=args.cost, seed=args.seed))
         return 0
+    result: Walk | Trace
     if args.walk:
         result = (walk_example() if args.sizes is None
                   else walk_network(sizes, seed=args.seed, cost=args.cost))

@@ -17,7 +17,7 @@ negative log-likelihood), `binary_cross_entropy_with_logits` (sigmoid, then cros
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,7 +29,7 @@ __all__ = ["COSTS", "LOSSES", "binary_cross_entropy_with_logits", "clamp_epsilon
            "cross_entropy_cost", "nll_loss", "quadratic_cost"]
 
 
-def _prepare(name: str, a: Any, y: Any) -> tuple[Tensor, Any, int]:
+def _prepare(name: str, a: Any, y: Any) -> tuple[Tensor, Tensor, int]:
     """`a` and `y` as Tensors, and n, the number of examples (rows).
 
     y becomes a Tensor (off the graph) so that every operation on it is a primitive, which
@@ -106,7 +106,7 @@ def cross_entropy_cost(a: TensorLike, y: TensorLike) -> Tensor:
         z = a._parents[0]
         return (ops.softplus(z) - y * z).sum() * (1.0 / n)
     eps = clamp_epsilon(a.dtype)
-    a = ops.clip(a, lo=eps, hi=1.0 - eps)
+    a = cast(Tensor, ops.clip(a, lo=eps, hi=1.0 - eps))
     total = (y * ops.log(a) + (1.0 - y) * ops.log(1.0 - a)).sum()
     return total * (-1.0 / n)
 

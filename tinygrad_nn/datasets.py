@@ -67,7 +67,7 @@ DIGITS_PIXEL_MAX = 16  # each pixel counts the "on" pixels of a 4x4 block
 DIGITS_SHUFFLE_SEED = 0
 
 # IDX type code (third magic byte) -> big-endian numpy dtype.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

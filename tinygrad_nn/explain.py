@@ -41,14 +41,14 @@ import json
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from . import _checks
 from . import backprop as bp
 from .autograd import grad, toposort
-from .ops import linear, sigmoid, sum_to
+from .ops import Primitive, linear, sigmoid, sum_to
 from .tensor import Tensor
 
 __all__ = ["DIFFERENCE", "LayerTrace", "NetworkGraph", "Share", "Trace", "Walk", "WalkStep",
@@ -408,9 +408,10 @@ def explain(sizes: Sequence[int] = (2, 3, 1), seed: int = 0, cost: str = "quadra
 
     layers = []
     for i in range(len(weights)):
-        # Row 0 of each autograd gradient: the batch holds the one example.
-        na_ag, delta_ag = graph.activations[i + 1].grad.data[0], graph.zs[i].grad.data[0]
-        nb_ag, nw_ag = graph.biases[i].grad.data, graph.weights[i].grad.data
+        # Row 0 of each autograd gradient: the batch holds the one example. (Every .grad
+        # was set by the backward above, hence the ignores.)
+        na_ag, delta_ag = graph.activations[i + 1].grad.data[0], graph.zs[i].grad.data[0]  # type: ignore[union-attr]
+        nb_ag, nw_ag = graph.biases[i].grad.data, graph.weights[i].grad.data  # type: ignore[union-attr]
         layers.append(LayerTrace(
             layer=i + 2, w=weights[i].tolist(), b=biases[i].tolist(),
             z=zs[i].tolist(), a=activations[i + 1].tolist(),
@@ -475,7 +476,7 @@ def _html_rows(label: str, rule: str, values: Sequence, fill: str, port: str,
     return out
 
 
-def _html_table(title: str, quantities: list[tuple[str, str, Sequence, str, str]]) -> str:
+def _html_table(title: str, quantities: Sequence[tuple[str, str, Sequence, str, str]]) -> str:
     def columns(values: Sequence) -> int:
         n = len(values[0]) if isinstance(values[0], list) else len(values)
         return n if n <= _MAX_CELLS else 1
@@ -670,7 +671,7 @@ def _show(value: Any) -> str:
     if array.size > _SHOWN:
         return f"array{array.shape}"
     text = np.array2string(array, separator=", ", max_line_width=10_000,
-                           formatter={"all": lambda v: _g(float(v))})
+                           formatter=cast(Any, {"all": lambda v: _g(float(v))}))
     return " ".join(text.split())
 
 
@@ -683,8 +684,9 @@ def _share_text(step: WalkStep, share: Share) -> str:
 def _vjp(node: Tensor, i: int, g: np.ndarray) -> np.ndarray:
     """Input i's share of g, ∂out/∂node: the primitive's own VJP, summed back to the input's
     shape where it broadcast, as the core's walk does."""
-    parent = node._parents[i]
-    share = np.asarray(node._op.vjps[i](g, node.data, *node._arrays, **node._params))
+    parent = cast(Tensor, node._parents[i])  # (called for the tensor inputs of an op's node)
+    op = cast(Primitive, node._op)
+    share = np.asarray(op.vjps[i](g, node.data, *node._arrays, **node._params))
     if share.shape != parent.shape:
         share = np.asarray(sum_to(share, parent.shape))
     return share.astype(parent.dtype, copy=False)
@@ -827,7 +829,7 @@ def step_tape(sizes: Sequence[int] = (2, 3, 1), batch_size: int = 10, cost: str 
     names = {}
     for layer_number, layer in enumerate(net.layers, start=2):
         names[id(layer.weight.data)] = f"w{layer_number}"
-        names[id(layer.bias.data)] = f"b{layer_number}"
+        names[id(layer.bias.data)] = f"b{layer_number}"  # type: ignore[union-attr]  # (biased)
     listing = step.tape(x, y, names=names, input_names=["x", "y"])
     return (f"One SGD step of Network({list(sizes)}), {cost} cost, mini-batch of {batch_size}, "
             f"eta {eta}, as jit replays it:\n{listing}")

@@ -150,7 +150,7 @@ def _image_shape(x: Any, who: str, what: str = "input") -> tuple[int, ...]:
     return shape
 
 
-def _window_fits(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+def _window_fits(shape: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, int],
                  padding: tuple[int, int], who: str) -> None:
     for k, size, pad in zip(kernel, shape[2:], padding):
         if size + 2 * pad < k:
@@ -163,6 +163,7 @@ def pad(x: TensorLike, padding: int | Sequence[tuple[int, int]], value: float = 
     """x framed by constant `value`s: numpy's per-axis ((before, after), ...) widths, one pair
     per axis, or an int p for (p, p) on the last two axes (an image's height and width)."""
     ndim = len(np.shape(x.data if isinstance(x, Tensor) else x))
+    widths: tuple[tuple[int, ...], ...]
     if isinstance(padding, (int, np.integer)):
         if ndim < 2:
             raise ValueError(f"pad: an int padding pads the last two axes; the input has {ndim}")
@@ -234,7 +235,8 @@ def _bn_check(x: Any, running: Any, who: str) -> tuple[int, int]:
     return shape[1], int(np.prod(shape, dtype=np.int64)) // shape[1]
 
 
-def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: TensorLike | None,
+def batch_norm(x: TensorLike, running_mean: Tensor | np.ndarray | None,
+               running_var: Tensor | np.ndarray | None,
                weight: TensorLike | None = None, bias: TensorLike | None = None,
                training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:

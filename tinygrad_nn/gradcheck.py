@@ -49,7 +49,8 @@ def _float64_copies(inputs: tuple) -> list[Tensor]:
     ]
 
 
-def _scalar(fn: Callable[..., Tensor], inputs: list[Tensor], projection: np.ndarray | None):
+def _scalar(fn: Callable[..., Tensor], inputs: list[Tensor], projection: np.ndarray | None,
+            ) -> Tensor:
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
@@ -118,6 +119,7 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
     numeric = [g for g in numerical_grad(fn, *inputs64, eps=eps, projection=projection)
                if g is not None]
     problems = []
+    a: Tensor | np.ndarray | None
     for i, x, a, n in zip(positions, wrt, analytic, numeric):
         a = np.zeros_like(n) if a is None else a.data
         err = np.abs(a - n)

@@ -65,7 +65,7 @@ import types
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +94,7 @@ _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
 
 def _caller() -> str:
     """'file:line in function' of the innermost frame outside tinygrad_nn and numpy."""
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
         if not path.startswith((_PACKAGE_DIR, _NUMPY_DIR)):
@@ -255,7 +255,7 @@ class Tape:
         self.tensors: list[weakref.ref] = []  # every tensor a primitive made
         self.old_grads: dict[int, Tensor] = {}  # id(.grad array from before) -> its tensor
         self.written: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.generators: dict[int, tuple[np.random.Generator, dict]] = {}
+        self.generators: dict[int, tuple[np.random.Generator, Mapping[str, Any]]] = {}
         self.grads: dict[int, tuple[Tensor, Tensor | None, np.ndarray]] = {}
         self.undo: list[Callable[[], None]] = []  # e.g. an optimizer's new state entries
         self.cleared: set[int] = set()  # tensors whose .grad the step set to None
@@ -297,7 +297,7 @@ class Tape:
                            f"functional.where (or multiply by the mask) instead")
         if type(out) is not _Traced and not inplace:
             if isinstance(out, _Derived):
-                out.__class__ = _Traced  # the tape's own array from now on
+                out.__class__ = _Traced  # type: ignore[assignment]  # the tape's own array from now on
             else:  # a scalar, or a result computed from untraced arrays only
                 out = np.asarray(out).view(_Traced)
         self.entries.append(Entry(op, tuple(arrays), params, out, inplace, self.phase))
@@ -700,7 +700,7 @@ def _difference(first: Plan, replayed: list[np.ndarray], second: Plan,
 # --- the decorator -------------------------------------------------------------------------
 
 
-def _key_part(x: Any, who: str, where: str) -> Hashable:
+def _key_part(x: Any, who: str, where: str) -> tuple[Any, ...]:
     if isinstance(x, np.ndarray):  # (a subclass; `_split` keys plain arrays the same way)
         return (x.shape, x.dtype, x.flags.c_contiguous, x.flags.f_contiguous)
     if isinstance(x, Tensor):
@@ -748,7 +748,8 @@ class jit:
 
     def _split(self, args: tuple, kwargs: dict) -> tuple[Hashable, list[np.ndarray]]:
         """The cache key and the array arguments, in order."""
-        key, arrays = [], []
+        key: list[Hashable] = []
+        arrays: list[np.ndarray] = []
         for i, x in enumerate(args if not kwargs else (*args, *sorted(kwargs.items()))):
             if i >= len(args):
                 name, x = x

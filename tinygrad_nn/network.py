@@ -196,7 +196,7 @@ class Network(Module):
         correct = result.correct  # (None for one output: argmax is then 0, as the book's)
         if correct is None:
             correct = int(np.count_nonzero(training._labels_of(T) == 0))
-        return result.cost + 0.5 * (lmbda / len(X)) * squares, correct
+        return result.cost + 0.5 * (lmbda / len(X)) * squares, correct  # type: ignore[operator]  # (measured)
 
     def _targets(self, T: np.ndarray) -> np.ndarray:
         return T if T.ndim == 2 else np.eye(self.sizes[-1])[T]  # labels as one-hot rows y(x)

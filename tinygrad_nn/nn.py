@@ -535,6 +535,9 @@ class _BatchNorm(Module):
     """
 
     _ndims: tuple[int, ...] = ()
+    running_mean: Tensor  # the buffers, set by `register_buffer`
+    running_var: Tensor
+    num_batches_tracked: Tensor
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         who = type(self).__name__

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import operator
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,8 @@ class Primitive:
         if out is not None:
             raise TypeError(f"{self.name}: out= is for plain arrays; a Tensor result is new")
         # A plain loop, not comprehensions: this runs for every op of every step.
+        parents: list[Tensor | None]
+        arrays: list[Any]
         parents, arrays, needs_grad = [], [], False
         for x in inputs:
             if isinstance(x, Tensor):
@@ -93,14 +96,14 @@ class Primitive:
         if tape is not None:
             data = tape.record(self, inputs, arrays, params, data, False)
         if needs_grad and _GradMode.enabled and self.vjps:
-            out = Tensor._make(data, self, tuple(parents), params, tuple(arrays))
+            result = Tensor._make(data, self, tuple(parents), params, tuple(arrays))
             if _GradMode.anomaly:
-                out._origin = anomaly.user_frame()
+                result._origin = anomaly.user_frame()
         else:
-            out = Tensor._make(data)
+            result = Tensor._make(data)
         if tape is not None:
-            tape.made(out)
-        return out
+            tape.made(result)
+        return result
 
 
 def _constant_array(x: Any, like: Tensor) -> Any:
@@ -217,7 +220,10 @@ def _sigmoid_slope(z: np.ndarray, s: np.ndarray, out: np.ndarray | None = None) 
     if floor is None:  # float16 and the like, as `_stable_sigmoid`
         wide = np.float32 if np.dtype(z.dtype).itemsize < 4 else np.float64
         t = _sigmoid_slope(z.astype(wide), s.astype(wide))
-        return t.astype(z.dtype) if out is None else np.copyto(out, t, casting="unsafe") or out
+        if out is None:
+            return t.astype(z.dtype)
+        np.copyto(out, t, casting="unsafe")
+        return out
     t = np.empty(np.shape(z), dtype=floor.dtype) if out is None else out  # (0-d too)
     np.maximum(z, floor, out=t)
     np.negative(t, out=t)
@@ -272,6 +278,7 @@ def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray | None 
                              "broadcast the output beyond x's batch shape")
         return z
     np.matmul(x, w.T, out=out)
+    work = typing.cast(np.ndarray, work)  # (given with out: `_linear_buffer`)
     np.copyto(work, b)
     return np.add(out, work, out=out)
 
@@ -482,6 +489,17 @@ def _scatter_add(g: np.ndarray, index: Any, shape: tuple[int, ...],
 # --- the table ------------------------------------------------------------------------
 # name, forward, then one VJP per input: (g, out, *inputs, **params) -> dC/d(input).
 
+# (Declared for mypy: entries whose VJPs call themselves or an entry further down.)
+div: Primitive
+sigmoid_slope: Primitive
+maximum: Primitive
+cast: Primitive
+broadcast_to: Primitive
+scatter_add: Primitive
+where: Primitive
+sign: Primitive
+normal_pdf: Primitive
+
 add = Primitive("add", np.add,
                 lambda g, out, x, y: g,
                 lambda g, out, x, y: g,
@@ -663,6 +681,7 @@ def _padded(xl: np.ndarray, padding: tuple[int, int], value: float,
     if ph == pw == 0:
         return xl
     h, w = xl.shape[1:3]
+    buf = typing.cast(np.ndarray, buf)  # (None only without padding)
     buf[:, :ph] = value  # the frame only: the centre is overwritten just below
     buf[:, ph + h:] = value
     buf[:, :, :pw] = value
@@ -1266,6 +1285,12 @@ def _channel_sum(g: Any) -> Any:
     rows = g if g.ndim == 2 else reshape(transpose(g, axes=(0, 2, 3, 1)), shape=(-1, g.shape[1]))
     return matmul(np.ones(rows.shape[0], g.dtype), rows)
 
+
+# (Declared for mypy, as at the top of the table.)
+conv2d_weight_grad: Primitive
+max_pool2d_backward: Primitive
+max_pool2d_gather: Primitive
+avg_pool2d_backward: Primitive
 
 conv2d = Primitive(
     "conv2d", _conv2d, _conv2d_vjp_x, _conv2d_vjp_w, _conv2d_vjp_b,

@@ -100,6 +100,8 @@ def decay_groups(params: Iterable[Tensor], weight_decay: float) -> list[dict[str
     ndim >= 2 are weights; the others (biases, scalars) go into the group without decay.
     Empty groups are left out.
     """
+    weights: list[Tensor]
+    others: list[Tensor]
     weights, others = [], []
     for p in params:
         (weights if isinstance(p, Tensor) and p.ndim >= 2 else others).append(p)
@@ -140,7 +142,8 @@ class Optimizer:
         items = list(params)
         if not items:
             raise ValueError(f"{who}: got an empty list of parameters")
-        groups = items if all(isinstance(g, Mapping) for g in items) else [{"params": items}]
+        groups: list[Any] = (items if all(isinstance(g, Mapping) for g in items)
+                             else [{"params": items}])
         self.defaults = defaults
         self.param_groups: list[dict[str, Any]] = []
         self.params: list[Tensor] = []
@@ -632,7 +635,7 @@ class RMSprop(Optimizer):
     def _update_one(self, p: Tensor, group: dict[str, Any]) -> None:
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         decay, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
-        g, x, state = p.grad.data, p.data, self._state(p)
+        g, x, state = p.grad.data, p.data, self._state(p)  # type: ignore[union-attr]  # (set)
         for name, wanted in (("square_avg", True), ("momentum_buffer", mu > 0),
                              ("grad_avg", centered)):
             if wanted and name not in state:

@@ -71,7 +71,7 @@ class EpochRecord:
     @property
     def test_accuracy(self) -> float | None:
         """test_correct / test_total, or None without test data."""
-        return self.test_correct / self.test_total if self.test_total else None
+        return self.test_correct / self.test_total if self.test_total else None  # type: ignore[operator]  # (set together)
 
 
 class FitHistory(list):
@@ -113,7 +113,7 @@ def fit_line(record: EpochRecord) -> str:
         line += f", validation cost {record.val_cost:.4f}"
     if record.val_correct is not None:
         line += (f", validation accuracy {record.val_correct} / {record.val_total} "
-                 f"({100 * record.val_accuracy:.2f}%)")
+                 f"({100 * record.val_accuracy:.2f}%)")  # type: ignore[operator]  # (with val_correct)
     return line + f", lr {record.lr:.4g}, {record.seconds:.1f} s"
 
 
@@ -128,6 +128,7 @@ class History(tuple):
     """
 
     epochs: FitHistory
+    monitored: tuple[bool, ...]
 
     def __new__(cls, epochs: Iterable[EpochRecord] = (),
                 monitored: Sequence[bool] = (False,) * 4) -> History:
@@ -178,7 +179,7 @@ def tutorial_callback(score: Score, training: Data, test: Data | None,
             fields.update(training_cost=cost, training_correct=correct,
                           training_total=len(training[0]))
         if monitored[0]:
-            fields["evaluation_cost"] = score(*evaluation, lmbda)[0]
+            fields["evaluation_cost"] = score(*evaluation, lmbda)[0]  # type: ignore[misc]  # (given)
         record = dataclasses.replace(record, **fields)
         if sequel is not None:
             print_tutorial_lines(record, sequel, monitored)

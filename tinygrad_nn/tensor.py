@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Self, cast
 
 import numpy as np
 
@@ -42,7 +42,9 @@ class no_grad:
     False
     """
 
-    def __new__(cls, func: Callable | None = None):
+    _saved: list[bool]
+
+    def __new__(cls, func: Callable | None = None) -> Any:  # (a no_grad, or func wrapped)
         self = super().__new__(cls)
         self._saved = []
         return self if func is None else self(func)
@@ -58,7 +60,7 @@ class no_grad:
 
     def __call__(self, func: Callable) -> Callable:
         @functools.wraps(func)
-        def without_grad(*args, **kwargs):
+        def without_grad(*args: Any, **kwargs: Any) -> Any:
             with no_grad():
                 return func(*args, **kwargs)
 
@@ -123,7 +125,7 @@ def to_array(data: TensorLike, dtype: Any = None) -> np.ndarray:
     if given or isinstance(data, np.generic):
         # A subclass is seen as a plain ndarray, except the arrays `jit` traces while it
         # captures a step (`_traced`): they must reach the primitives as they are.
-        array = data if getattr(data, "_traced", False) else np.asarray(data)
+        array = cast(np.ndarray, data) if getattr(data, "_traced", False) else np.asarray(data)
     else:
         try:
             array = np.asarray(data)
@@ -194,7 +196,7 @@ class Tensor:
         self.data = _own_array(data, dtype)
         self._writes = self._written = self._born = 0
         self.grad: Tensor | None = None
-        self._op = None
+        self._op: ops.Primitive | None = None
         self._parents: tuple[Tensor | None, ...] = ()
         self._arrays: tuple = ()
         self._params: dict = _NO_PARAMS
@@ -206,7 +208,7 @@ class Tensor:
 
     @classmethod
     def _make(cls, data: np.ndarray, op: Any = None, parents: tuple = (),
-              params: dict | None = None, arrays: tuple = ()) -> Tensor:
+              params: dict | None = None, arrays: tuple = ()) -> Self:
         """A primitive's output: skips validation, since data came from numpy.
 
         `parents` holds the input tensors (None for a constant such as a Python
@@ -438,40 +440,40 @@ class Tensor:
 
     # --- operators: every one is a primitive from ops.py ---------------------------
 
-    def __add__(self, other): return ops.add(self, other)
-    def __radd__(self, other): return ops.add(other, self)
-    def __sub__(self, other): return ops.sub(self, other)
-    def __rsub__(self, other): return ops.sub(other, self)
-    def __mul__(self, other): return ops.mul(self, other)
-    def __rmul__(self, other): return ops.mul(other, self)
-    def __truediv__(self, other): return ops.div(self, other)
-    def __rtruediv__(self, other): return ops.div(other, self)
-    def __pow__(self, other): return ops.pow(self, other)
-    def __rpow__(self, other): return ops.pow(other, self)
-    def __matmul__(self, other): return ops.matmul(self, other)
-    def __rmatmul__(self, other): return ops.matmul(other, self)
-    def __neg__(self): return ops.neg(self)
-    def __pos__(self): return self
+    def __add__(self, other: Any) -> Tensor: return ops.add(self, other)
+    def __radd__(self, other: Any) -> Tensor: return ops.add(other, self)
+    def __sub__(self, other: Any) -> Tensor: return ops.sub(self, other)
+    def __rsub__(self, other: Any) -> Tensor: return ops.sub(other, self)
+    def __mul__(self, other: Any) -> Tensor: return ops.mul(self, other)
+    def __rmul__(self, other: Any) -> Tensor: return ops.mul(other, self)
+    def __truediv__(self, other: Any) -> Tensor: return ops.div(self, other)
+    def __rtruediv__(self, other: Any) -> Tensor: return ops.div(other, self)
+    def __pow__(self, other: Any) -> Tensor: return ops.pow(self, other)
+    def __rpow__(self, other: Any) -> Tensor: return ops.pow(other, self)
+    def __matmul__(self, other: Any) -> Tensor: return ops.matmul(self, other)
+    def __rmatmul__(self, other: Any) -> Tensor: return ops.matmul(other, self)
+    def __neg__(self) -> Tensor: return ops.neg(self)
+    def __pos__(self) -> Tensor: return self
 
     # Comparisons are not differentiable: primitives with no VJP, giving boolean tensors.
-    def __lt__(self, other): return ops.less(self, other)
-    def __le__(self, other): return ops.less_equal(self, other)
-    def __gt__(self, other): return ops.greater(self, other)
-    def __ge__(self, other): return ops.greater_equal(self, other)
+    def __lt__(self, other: Any) -> Tensor: return ops.less(self, other)
+    def __le__(self, other: Any) -> Tensor: return ops.less_equal(self, other)
+    def __gt__(self, other: Any) -> Tensor: return ops.greater(self, other)
+    def __ge__(self, other: Any) -> Tensor: return ops.greater_equal(self, other)
     # `t == None` is False and `t != None` True, as in PyTorch (not a comparison of values).
-    def __eq__(self, other):  # type: ignore[override]
+    def __eq__(self, other: object) -> Any:  # (a Tensor; a bool for None)
         return False if other is None else ops.equal(self, other)
 
-    def __ne__(self, other):  # type: ignore[override]
+    def __ne__(self, other: object) -> Any:
         return True if other is None else ops.not_equal(self, other)
 
-    def __abs__(self): return ops.abs(self)
+    def __abs__(self) -> Tensor: return ops.abs(self)
 
     # Python's (and PyTorch's) conventions: x // y rounds toward -inf, x % y has y's sign.
-    def __floordiv__(self, other): return _floor_divide(self, other)
-    def __rfloordiv__(self, other): return _floor_divide(other, self)
-    def __mod__(self, other): return _remainder(self, other)
-    def __rmod__(self, other): return _remainder(other, self)
+    def __floordiv__(self, other: Any) -> Tensor: return _floor_divide(self, other)
+    def __rfloordiv__(self, other: Any) -> Tensor: return _floor_divide(other, self)
+    def __mod__(self, other: Any) -> Tensor: return _remainder(self, other)
+    def __rmod__(self, other: Any) -> Tensor: return _remainder(other, self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.getitem(self, index=_plain_index(index))
@@ -532,11 +534,11 @@ class Tensor:
     def log_softmax(self, axis: int = -1) -> Tensor: return F.log_softmax(self, axis=axis)
 
     # Not differentiable: plain integer arrays, as in numpy.
-    def argmax(self, axis: int | None = None) -> np.ndarray:
+    def argmax(self, axis: int | None = None) -> np.ndarray | np.intp:
         """Index of the largest value (a plain integer array, not differentiable)."""
         return np.argmax(self.data, axis)
 
-    def argmin(self, axis: int | None = None) -> np.ndarray:
+    def argmin(self, axis: int | None = None) -> np.ndarray | np.intp:
         """Index of the smallest value (a plain integer array, not differentiable)."""
         return np.argmin(self.data, axis)
 

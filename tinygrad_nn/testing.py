@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
@@ -178,7 +178,8 @@ def distinct_arrays(draw: st.DrawFn, shape: Shape, min_gap: float = 1e-2,
 def broadcastable_pairs(max_dims: int = MAX_DIMS) -> st.SearchStrategy[tuple[Shape, Shape]]:
     """Two shapes that broadcast together (size-1 axes, missing leading axes, 0-d)."""
     return hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=max_dims,
-                                             max_side=MAX_SIDE).map(lambda s: s.input_shapes)
+                                             max_side=MAX_SIDE).map(
+        lambda s: cast(tuple[Shape, Shape], s.input_shapes))
 
 
 @st.composite
@@ -474,7 +475,7 @@ def _check_call(op: ops.Primitive, arrays: list[np.ndarray], params: dict[str, A
                 _fail(op, f"the VJP of input {i} changed input {j} in place", arrays, params,
                       [f"input {j} before: {_show(before)}", f"input {j} after:  {_show(after)}"])
         analytic = _summed_back(op, i, analytic, x.shape, arrays, params)
-        _compare(op, i, analytic, n, g, arrays, params, tol)
+        _compare(op, i, analytic, n, g, arrays, params, tol)  # type: ignore[arg-type]  # (n: all inputs require grad)
 
 
 def _check_forward(op: ops.Primitive, arrays: list[np.ndarray],

@@ -213,7 +213,7 @@ def cast_parameters(model: Any, dtype: Any) -> None:
     buffers (batch norm's running estimates) are cast too, so evaluation stays in `dtype`.
     """
     dtype = _checks.float_dtype("cast_parameters", dtype)
-    buffers = getattr(model, "buffers", lambda: [])()
+    buffers: Iterable[Tensor] = getattr(model, "buffers", lambda: [])()
     for t in (*model.parameters(), *(b for b in buffers if b.dtype.kind == "f")):
         t.data = t.data.astype(dtype, copy=False)
 
@@ -306,7 +306,7 @@ class _EarlyStopping:
         if self.keep_copy and self.arrays is None:
             self.arrays = [p.data.copy() for p in self.params]
         elif self.keep_copy:
-            for saved, p in zip(self.arrays, self.params):
+            for saved, p in zip(self.arrays, self.params):  # type: ignore[arg-type]  # (set above)
                 np.copyto(saved, p.data)
         return False
 
@@ -387,7 +387,7 @@ def fit(model: Any, cost: Callable[[Tensor, Any], Tensor], optimizer: Optimizer,
             _set_mode(model, True)
             train_cost = _one_epoch(step, X, T, rng, batch_size, progress, epoch, transform)
             if not math.isfinite(train_cost):
-                restored = _restore_best(optimizer.params, stopping and stopping.arrays, history,
+                restored = _restore_best(optimizer.params, stopping and stopping.arrays, history,  # type: ignore[arg-type]  # (an _EarlyStopping is true)
                                          verbose)
                 raise ValueError(f"fit: the training cost became {train_cost} in epoch {epoch} "
                                  f"(lr {lr:g}); try a smaller learning rate{restored}")
@@ -419,7 +419,7 @@ def _one_epoch(step: Callable[[np.ndarray, np.ndarray], Tensor], X: np.ndarray, 
     order = rng.permutation(len(X))
     starts: Iterable[int] = range(0, len(X), batch_size)
     if progress is not None:
-        starts = progress(starts, total=len(starts), desc=f"Epoch {epoch}")
+        starts = progress(starts, total=len(starts), desc=f"Epoch {epoch}")  # type: ignore[arg-type]  # (a range)
     total = 0.0
     for k in starts:
         # Gathered per mini-batch rather than copying the shuffled data set each epoch:

@@ -119,7 +119,7 @@ def _short(value: Any, limit: int = 24) -> str:
 def _op_label(tensor: Tensor) -> str:
     # None and False are every op's defaults here (axis=None, keepdims=False), so
     # leaving them out shows only the arguments that change what the op does.
-    parts = [tensor._op.name]
+    parts = [tensor._op.name]  # type: ignore[union-attr]  # (an op's node)
     parts += [f"{k}={_short(v)}" for k, v in tensor._params.items()
               if v is not None and v is not False]
     return " ".join(parts)
@@ -160,7 +160,7 @@ def _edge_label(flow: Walk | None, node: Tensor, i: int, receivers: dict[int, in
         local = _number(share.local)
         factor = f"({local})" if share.local < 0 else local
         return (f"∂{share.sender}/∂{share.receiver} = {local}\n"
-                f"sends {_number(step.grad)} × {factor} = {_number(share.value)}")
+                f"sends {_number(step.grad)} × {factor} = {_number(share.value)}")  # type: ignore[union-attr]  # (a share: a step)
     parent = node._parents[i]
     if receivers.get(id(parent), 0) < 2:  # the whole gradient of the input: see its box
         return f"sends ∂{flow.output}/∂{share.receiver}"
@@ -220,7 +220,7 @@ def to_dot(tensor: Tensor, name: str = "graph", names: Names | None = None,
         step = totals.get(id(t))
         gradient = None
         if step is not None:
-            gradient = "\n".join(_block(f"∂{flow.output}/∂{labels[id(t)]} =", step.grad))
+            gradient = "\n".join(_block(f"∂{flow.output}/∂{labels[id(t)]} =", step.grad))  # type: ignore[union-attr]  # (a step: a flow)
         # Left-justified lines (DOT's \l), so the rows of a matrix line up under each other.
         label = "".join(_escape(line) + "\\l" for line in
                         _tensor_label(t, labels[id(t)], gradient).split("\n"))
@@ -374,7 +374,7 @@ class Graph:
             if id(t) in grads:
                 g = grads[id(t)]
                 shown = _values(g) if g.size <= _SMALL else str(g.shape)
-                line += f"   ∂{flow.output}/∂{name} = {shown}"
+                line += f"   ∂{flow.output}/∂{name} = {shown}"  # type: ignore[union-attr]  # (a grad: a flow)
             if t._op is None:
                 line += "   (leaf)" if t.requires_grad else "   (constant)"
             else:
