@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from test_jit import make_step  # the usual training step, written once
 
 from tinygrad_nn import Tensor, costs, datasets, nn, ops, optim, training
 from tinygrad_nn import functional as F
@@ -52,17 +53,6 @@ def twins(hidden_activation, seed=3, lr=0.2, momentum=0.9):
     return build(), build()
 
 
-def plain_step(model, opt, cost=costs.quadratic_cost):
-    """The usual step: zero_grad, forward and cost, backward, update; returns the cost."""
-    def step(x, y):
-        opt.zero_grad()
-        c = cost(model(x), y)
-        c.backward()
-        opt.step()
-        return c
-    return step
-
-
 def batches(n=8, rows=5, seed=0):
     """Mini-batches of different values on every call; every other one negated, so every
     pre-activation changes sign and every mask flips."""
@@ -90,7 +80,7 @@ def test_where_masks_are_fresh_on_every_replay(activation, cost):
     """Defect 1: where's VJP made `~condition` with numpy, so replays trained with the
     capture's mask (gradients [-0, -0, 1.1, 1.1] where eager gives [-0.1, -0.1, 1, 1])."""
     (m1, o1), (m2, o2) = twins(activation)
-    eager, compiled = plain_step(m1, o1, cost), jit(plain_step(m2, o2, cost))
+    eager, compiled = make_step(m1, cost, o1), jit(make_step(m2, cost, o2))
     for x, y in batches():
         eager_cost = eager(x, y)
         jit_cost = compiled(x, y)
@@ -148,7 +138,7 @@ def test_a_step_returning_item_is_refused_before_changing_anything():
     """Defect 5: a step returning loss.item() raised JitError after updating the weights
     (max change 0.02, then 0.013, 0.010 on later calls)."""
     (model, opt), _ = twins(nn.Sigmoid)
-    usual = plain_step(model, opt)
+    usual = make_step(model, costs.quadratic_cost, opt)
 
     @jit
     def step(x, y):
@@ -199,7 +189,8 @@ def test_changes_to_the_optimizers_contents_are_seen(change):
             params = opt.param_groups[0]["params"]  # (by identity: == compares values)
             del params[[id(q) for q in params].index(id(model.parameters()[2]))]
 
-    eager, compiled = plain_step(m1, o1), jit(plain_step(m2, o2))
+    eager = make_step(m1, costs.quadratic_cost, o1)
+    compiled = jit(make_step(m2, costs.quadratic_cost, o2))
     for k, (x, y) in enumerate(batches()):
         if k == 4:
             apply(m1, o1)
@@ -286,7 +277,7 @@ def test_a_replayed_loss_checks_its_labels_on_every_call():
     so a replay refuses a label of -1 (which numpy would wrap to the last class) or one
     equal to the number of classes, as eager does, with the parameters unchanged."""
     model = nn.Sequential(nn.Linear(3, 4, rng=0))
-    step = jit(plain_step(model, optim.SGD(model.parameters(), lr=0.1), costs.cross_entropy))
+    step = jit(make_step(model, costs.cross_entropy, optim.SGD(model.parameters(), lr=0.1)))
     rng = np.random.default_rng(0)
     for _ in range(3):  # capture, check, replay
         step(rng.uniform(-1, 1, (5, 3)), rng.integers(0, 4, 5))
@@ -347,7 +338,7 @@ def test_train_or_eval_inside_the_step_is_followed_on_every_call():
         return model, optim.SGD(model.parameters(), lr=0.05), [0]
 
     def stepper(model, opt, count):
-        usual = plain_step(model, opt)
+        usual = make_step(model, costs.quadratic_cost, opt)
 
         def step(x, y):
             count[0] += 1
@@ -376,7 +367,7 @@ def test_a_replayed_loss_checks_its_targets_on_every_call(loss, target):
     """Targets outside [0, 1] were refused eagerly but trained on by a replay: the range
     is now checked by a primitive, so a replay refuses them too, parameters unchanged."""
     (model, opt), _ = twins(nn.Tanh)
-    step = jit(plain_step(model, opt, loss))
+    step = jit(make_step(model, loss, opt))
     calls = batches()
     for _ in range(3):  # capture, check, replay
         x, y = next(calls)
@@ -423,7 +414,7 @@ def test_an_error_raised_by_the_step_itself_leaves_what_the_step_did():
     (m1, o1), (m2, o2) = twins(nn.Sigmoid)
 
     def stepper(model, opt):
-        usual = plain_step(model, opt)
+        usual = make_step(model, costs.quadratic_cost, opt)
 
         def step(x, y):
             usual(x, y)

@@ -280,12 +280,30 @@ def _cells(values: Sequence[float]) -> str:
     return text
 
 
+def _too_big(rows: Sequence[Sequence[float]]) -> tuple[float, int, int] | None:
+    """(norm, rows, columns) of a matrix too big to read, which the text and the picture
+    summarise by its norm; None if it is shown whole."""
+    if len(rows) > _MAX_CELLS or len(rows[0]) > _MAX_CELLS:
+        return float(np.linalg.norm(np.asarray(rows))), len(rows), len(rows[0])
+    return None
+
+
 def _matrix(label: str, rows: Sequence[Sequence[float]]) -> list[tuple[str | None, str]]:
     # A matrix too big to read is summarised; the max difference row still covers it all.
-    if len(rows) > _MAX_CELLS or len(rows[0]) > _MAX_CELLS:
-        norm = float(np.linalg.norm(np.asarray(rows)))
-        return [(label, f"  ||.|| = {norm:.4g}  ({len(rows)} x {len(rows[0])})")]
+    big = _too_big(rows)
+    if big is not None:
+        return [(label, f"  ||.|| = {big[0]:.4g}  ({big[1]} x {big[2]})")]
     return [(label if i == 0 else "", _cells(r)) for i, r in enumerate(rows)]
+
+
+def _bp_rule(trace: Trace, i: int) -> tuple[str, str, str]:
+    """Layer i's first factor of δ, its rule (BP1 for the output layer, BP2 for a hidden
+    one) and the formula of δ, as the text and the picture both label them."""
+    n = trace.layers[i].layer
+    if i == len(trace.layers) - 1:
+        return (f"∇_a C = {_NABLA_A[trace.cost][0].format(L=n)}", "BP1",
+                f"δ^{n} = ∇_a C ⊙ σ'(z^{n})")
+    return f"(w^{n + 1})ᵀδ^{n + 1}", "BP2", f"δ^{n} = (w^{n + 1})ᵀδ^{n + 1} ⊙ σ'(z^{n})"
 
 
 def _g(v: float) -> str:
@@ -308,12 +326,7 @@ def _layer_entries(trace: Trace, i: int) -> list[tuple[str | None, str]]:
     t, n = trace.layers[i], trace.layers[i].layer
     output = i == len(trace.layers) - 1
     plural = "" if t.neurons == 1 else "s"
-    if output:
-        first = f"∇_a C = {_NABLA_A[trace.cost][0].format(L=n)}"
-        rule = f"δ^{n} = ∇_a C ⊙ σ'(z^{n})  BP1"
-    else:
-        first = f"(w^{n + 1})ᵀδ^{n + 1}"
-        rule = f"δ^{n} = (w^{n + 1})ᵀδ^{n + 1} ⊙ σ'(z^{n})  BP2"
+    first, bp, delta = _bp_rule(trace, i)
     return [
         (None, f"layer {n} ({t.neurons} neuron{plural}, {'output' if output else 'hidden'})"),
         *_matrix(f"w^{n}", t.w),
@@ -321,9 +334,9 @@ def _layer_entries(trace: Trace, i: int) -> list[tuple[str | None, str]]:
         (f"z^{n} = w^{n} a^{n - 1} + b^{n}", _cells(t.z)),
         (f"a^{n} = σ(z^{n})  eq. 1.6", _cells(t.a)),
         (f"σ'(z^{n}) = a^{n}(1 - a^{n})", _cells(t.sigma_prime)),
-        (f"{first}  {'BP1' if output else 'BP2'}", _cells(t.nabla_a)),
+        (f"{first}  {bp}", _cells(t.nabla_a)),
         (f"∂C/∂a^{n}  autograd", _cells(t.nabla_a_autograd)),
-        (rule, _cells(t.delta)),
+        (f"{delta}  {bp}", _cells(t.delta)),
         (f"∂C/∂z^{n}  autograd", _cells(t.delta_autograd)),
         (f"∂C/∂b^{n} = δ^{n}  BP3", _cells(t.nabla_b)),
         (f"∂C/∂b^{n}  autograd", _cells(t.nabla_b_autograd)),
@@ -455,9 +468,9 @@ def _html_rows(label: str, rule: str, values: Sequence, fill: str, port: str,
                width: int) -> list[str]:
     """Table rows of one quantity: a vector in one row, a matrix in one row per row."""
     rows = values if isinstance(values[0], list) else [values]
-    if len(rows) > _MAX_CELLS or len(rows[0]) > _MAX_CELLS:
-        norm = float(np.linalg.norm(np.asarray(rows)))
-        texts = [[f"‖·‖ = {norm:.4g} ({len(rows)} × {len(rows[0])})"]]
+    big = _too_big(rows)
+    if big is not None:
+        texts = [[f"‖·‖ = {big[0]:.4g} ({big[1]} × {big[2]})"]]
     else:
         texts = [[_g(v) for v in row] for row in rows]
     out = []
@@ -490,12 +503,7 @@ def _html_table(title: str, quantities: Sequence[tuple[str, str, Sequence, str, 
 
 def _layer_quantities(trace: Trace, i: int) -> list[tuple[str, str, Sequence, str, str]]:
     t, n = trace.layers[i], trace.layers[i].layer
-    if i == len(trace.layers) - 1:
-        first, rule = f"∇_a C = {_NABLA_A[trace.cost][0].format(L=n)}", "BP1"
-        delta = f"δ^{n} = ∇_a C ⊙ σ'(z^{n})"
-    else:
-        first, rule = f"(w^{n + 1})ᵀδ^{n + 1}", "BP2"
-        delta = f"δ^{n} = (w^{n + 1})ᵀδ^{n + 1} ⊙ σ'(z^{n})"
+    first, rule, delta = _bp_rule(trace, i)
     return [
         (f"w^{n}", "", t.w, "param", "w"),
         (f"b^{n}", "", t.b, "param", "b"),

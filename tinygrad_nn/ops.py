@@ -198,9 +198,7 @@ def _stable_sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         else out
     floor = _SIGMOID_FLOOR.get(t.dtype)
     if floor is None:  # float16 (e^12 overflows it) and the like: compute in float32 or 64
-        wide = np.float32 if t.dtype.itemsize < 4 else np.float64
-        np.copyto(t, _stable_sigmoid(z.astype(wide)), casting="unsafe")
-        return t
+        return _in_wider_float(_stable_sigmoid, (z,), t.dtype, t)
     np.maximum(z, floor, out=t)
     np.negative(t, out=t)  # in place: this runs on every layer of every step
     np.exp(t, out=t)
@@ -218,12 +216,7 @@ def _sigmoid_slope(z: np.ndarray, s: np.ndarray, out: np.ndarray | None = None) 
     """
     floor = _SIGMOID_FLOOR.get(np.dtype(z.dtype))
     if floor is None:  # float16 and the like, as `_stable_sigmoid`
-        wide = np.float32 if np.dtype(z.dtype).itemsize < 4 else np.float64
-        t = _sigmoid_slope(z.astype(wide), s.astype(wide))
-        if out is None:
-            return t.astype(z.dtype)
-        np.copyto(out, t, casting="unsafe")
-        return out
+        return _in_wider_float(_sigmoid_slope, (z, s), np.dtype(z.dtype), out)
     t = np.empty(np.shape(z), dtype=floor.dtype) if out is None else out  # (0-d too)
     np.maximum(z, floor, out=t)
     np.negative(t, out=t)
@@ -232,17 +225,32 @@ def _sigmoid_slope(z: np.ndarray, s: np.ndarray, out: np.ndarray | None = None) 
     return np.multiply(t, s, out=t)
 
 
+def _in_wider_float(fn: Callable[..., np.ndarray], arrays: tuple[np.ndarray, ...],
+                    dtype: np.dtype, out: np.ndarray | None) -> np.ndarray:
+    """fn of `arrays` computed in float32 (float64 if `dtype` is wider) and given in `dtype`,
+    into `out` if given: for float16, where the sigmoid's clamp would be far too tight."""
+    wide = np.float32 if dtype.itemsize < 4 else np.float64
+    result = fn(*(a.astype(wide) for a in arrays))
+    if out is None:
+        return result.astype(dtype)
+    np.copyto(out, result, casting="unsafe")
+    return out
+
+
+def _clamp_for(dtype: Any) -> np.ndarray:
+    """-log(largest float) rounded down, the sigmoid's clamp of z, as a 0-d array of dtype."""
+    return np.array(-np.floor(np.log(np.finfo(dtype).max)), dtype=dtype)
+
+
 def _sigmoid_floor(x: Any) -> np.ndarray:
     """The forward's clamp of z for x's float dtype (-709 for float64), as a 0-d array."""
     dtype = np.dtype(x.dtype)
     floor = _SIGMOID_FLOOR.get(dtype)
-    return floor if floor is not None else np.array(-np.floor(np.log(np.finfo(dtype).max)),
-                                                    dtype=dtype)
+    return floor if floor is not None else _clamp_for(dtype)
 
 
 # 0-d arrays rather than Python numbers, so numpy converts nothing on each call.
-_SIGMOID_FLOOR = {np.dtype(t): np.array(-np.floor(np.log(np.finfo(t).max)), dtype=t)
-                  for t in (np.float32, np.float64, np.longdouble)}
+_SIGMOID_FLOOR = {np.dtype(t): _clamp_for(t) for t in (np.float32, np.float64, np.longdouble)}
 _ONE = {np.dtype(t): np.ones((), dtype=t) for t in (np.float32, np.float64, np.longdouble)}
 
 
@@ -278,9 +286,9 @@ def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray | None 
                              "broadcast the output beyond x's batch shape")
         return z
     np.matmul(x, w.T, out=out)
-    work = typing.cast(np.ndarray, work)  # (given with out: `_linear_buffer`)
-    np.copyto(work, b)
-    return np.add(out, work, out=out)
+    buffer: np.ndarray = work  # type: ignore[assignment]  # (given with out: _linear_buffer)
+    np.copyto(buffer, b)
+    return np.add(out, buffer, out=out)
 
 
 def _linear_buffer(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
