@@ -410,6 +410,9 @@ def _as_operand(x: Any, arrays: list[np.ndarray]) -> Any:
     return np.asarray(x, dtype=np.result_type(x, *arrays) if arrays else None)
 
 
+_OUT_BY_KEYWORD = (np.maximum, np.minimum)
+
+
 def _replay_calls(e: Entry) -> tuple[list[Callable[[], Any]], bool]:
     """The calls that redo `e` into its own output array, and whether they allocate.
 
@@ -429,7 +432,13 @@ def _replay_calls(e: Entry) -> tuple[list[Callable[[], Any]], bool]:
                 # into an array of out's shape (no buffer needed) gives the same sums.
                 operands[i] = np.empty(out.shape, x.dtype)
                 calls.append(functools.partial(np.copyto, operands[i], x))
-        return [*calls, functools.partial(op.forward, *operands, out=out)], False
+        # `out` by position when every operand is there: a keyword out= costs numpy ~0.13 µs
+        # of parsing per call, a tenth of a small op's time
+        # (not for maximum and minimum: numpy 2.5 deprecates their third positional argument)
+        positional = len(operands) == op.forward.nin and op.forward not in _OUT_BY_KEYWORD
+        last = (functools.partial(op.forward, *operands, out) if positional
+                else functools.partial(op.forward, *operands, out=out))
+        return [*calls, last], False
     if op.takes_out:
         params = dict(e.params, out=out)
         if op.work is not None:
