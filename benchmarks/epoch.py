@@ -85,7 +85,8 @@ def jax_sgd(jax, X, Y):
 
     The update is one function of (parameters, x, y), jitted, with the parameters donated
     (updated in place where XLA can); it is compiled and warmed up here, so an epoch runs
-    only compiled code. X and Y are in the order the epoch visits them.
+    only compiled code. Like every other row, an epoch pays for its shuffle: it copies X and
+    Y in the shuffled order first, as the lean loop does (44 ms of 50,000 rows, measured).
     """
     import jax.numpy as jnp
 
@@ -107,8 +108,10 @@ def jax_sgd(jax, X, Y):
 
     def run(steps: int | None = None):
         params = initial()
+        order = shuffles(len(X))
+        Xs, Ys = X[order], Y[order]
         for k in range(0, len(X) if steps is None else steps * BATCH, BATCH):
-            params = update(params, X[k:k + BATCH], Y[k:k + BATCH])
+            params = update(params, Xs[k:k + BATCH], Ys[k:k + BATCH])
         return jax.block_until_ready(params)
 
     start = time.perf_counter()
@@ -184,8 +187,8 @@ def main() -> None:
     jax = optional_jax()
     if jax is not None:
         order = shuffles(len(X))
-        Xs, Ys = X[order], Y[order]
-        run_jax, jax_compile = jax_sgd(jax, Xs, Ys)
+        Xs, Ys = X[order], Y[order]  # (for the comparison of weights below)
+        run_jax, jax_compile = jax_sgd(jax, X, Y)
         runs.append(("jax.jit float64", run_jax))
     rows = best_of_each(runs, args.repeat)
     print(table(rows, "lean hand-written numpy"))
