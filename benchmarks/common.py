@@ -47,11 +47,11 @@ def training_data(n: int = 50_000, dtype=np.float64) -> tuple[np.ndarray, np.nda
 def sigmoid_sgd_step(params, optimizer) -> Callable[[np.ndarray, np.ndarray], None]:
     """One training step of sigmoid layers `params` [(w, b) Tensors] with the quadratic cost,
     as `Network.SGD` takes it, by `optimizer`: the step the large-batch benchmarks time."""
-    from tinygrad_nn import Tensor, ops
+    from tinygrad_nn import ops
     from tinygrad_nn.costs import quadratic_cost
 
     def step(x: np.ndarray, y: np.ndarray) -> None:
-        a = Tensor(x)
+        a = x  # the array itself, as Network's step takes it (Tensor(x) would copy it)
         for w, b in params:
             a = ops.linear(a, w, b).sigmoid()
         cost = quadratic_cost(a, y)

@@ -96,7 +96,8 @@ def _visit(order: list[Tensor], grads: dict[int, Any], as_tensors: bool,
 
 def _propagate(node: Tensor, g: Any, as_tensors: bool, grads: dict[int, Any]) -> None:
     """Apply node's VJPs to g, the gradient at its output, adding each result to `grads`."""
-    op = typing.cast(Primitive, node._op)  # (only called for a node made by an op)
+    # (only called for a node made by an op; an annotation, not a cast() call per node)
+    op: Primitive = node._op  # type: ignore[assignment]
     out: Tensor | np.ndarray
     inputs: Sequence[Any]
     if as_tensors:
@@ -105,7 +106,7 @@ def _propagate(node: Tensor, g: Any, as_tensors: bool, grads: dict[int, Any]) ->
                   for p, a in zip(node._parents, node._arrays)]
     else:
         out, inputs = node.data, node._arrays
-    params, born = node._params, node._born
+    params, born, anomaly = node._params, node._born, _GradMode.anomaly
     for i, (parent, vjp) in enumerate(zip(node._parents, op.vjps)):
         if parent is None:
             continue
@@ -114,12 +115,14 @@ def _propagate(node: Tensor, g: Any, as_tensors: bool, grads: dict[int, Any]) ->
         if not parent.requires_grad:
             continue
         g_in = vjp(g, out, *inputs, **params)
-        if _GradMode.anomaly:
+        if anomaly:
             check_backward(node, i, g_in)
         data = parent.data
         if g_in.shape != data.shape:
             g_in = sum_to(g_in, data.shape)
-        if g_in.dtype != data.dtype:  # a float32 input mixed with float64
+        # (`is not` first: the same dtype is most often the same object, and comparing two
+        # dtypes costs a numpy call)
+        if g_in.dtype is not data.dtype and g_in.dtype != data.dtype:  # float32 with float64
             g_in = cast(g_in, dtype=data.dtype)
         key = id(parent)
         previous = grads.get(key)
@@ -226,7 +229,8 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
         # to several tensors: each .grad gets an array of its own (copied by a primitive,
         # so a recorded backward records the copy too).
         data = g.data if isinstance(g, Tensor) else g
-        owns = data.flags.owndata if type(data) is np.ndarray else _owns_memory(data)
+        # (an ndarray owns its memory when it has no base: cheaper than its flags object)
+        owns = data.base is None if type(data) is np.ndarray else _owns_memory(data)
         if not owns or id(data) in stored:
             g = copy(g)
             data = g.data if isinstance(g, Tensor) else g
