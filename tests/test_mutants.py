@@ -88,12 +88,12 @@ def backward_overwrites_grad(monkeypatch):
     """`.grad = g` instead of `.grad += g`: a second backward call forgets the first."""
     real = autograd._walk
 
-    def walk(outputs, seeds, create_graph, receive):
+    def walk(outputs, seeds, create_graph, receive, **options):
         def overwrite(t, g):
             t.grad = None
             receive(t, g)
 
-        real(outputs, seeds, create_graph, overwrite)
+        real(outputs, seeds, create_graph, overwrite, **options)
 
     monkeypatch.setattr(autograd, "_walk", walk)
 

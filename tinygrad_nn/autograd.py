@@ -53,8 +53,9 @@ def toposort(outputs: Sequence[Tensor], every_tensor: bool = False) -> list[Tens
 
 
 def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
-          receive: Callable[[Tensor, Any], None]) -> None:
-    """Send every tensor's total gradient dC/dt to `receive(t, grad)`.
+          receive: Callable[[Tensor, Any], None], interior: bool = True) -> None:
+    """Send every tensor's total gradient dC/dt to `receive(t, grad)`; with
+    interior=False only the leaves' and the retained tensors' (what `.grad` keeps).
 
     With create_graph=False gradients are plain arrays and nothing is
     recorded; with True they are Tensors and each VJP is itself recorded. While
@@ -69,7 +70,7 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
             seed = Tensor._make(seed)
         grads[id(t)] = seed if id(t) not in grads else grads[id(t)] + seed
     if tape is None and not _GradMode.anomaly:  # the usual case, with no context to enter
-        _visit(toposort(outputs), grads, as_tensors, receive)
+        _visit(toposort(outputs), grads, as_tensors, receive, interior)
         return
     if tape is not None:
         tape.phase = "backward"
@@ -77,21 +78,24 @@ def _walk(outputs: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool,
     # VJPs run on Tensors, but must not build a graph of their own.
     quiet = np.errstate(all="ignore") if _GradMode.anomaly else contextlib.nullcontext()
     with quiet, (no_grad() if tape is not None and not create_graph else contextlib.nullcontext()):
-        _visit(toposort(outputs), grads, as_tensors, receive)
+        _visit(toposort(outputs), grads, as_tensors, receive, interior)
     if tape is not None:
         tape.phase = "update"
 
 
 def _visit(order: list[Tensor], grads: dict[int, Any], as_tensors: bool,
-           receive: Callable[[Tensor, Any], None]) -> None:
+           receive: Callable[[Tensor, Any], None], interior: bool) -> None:
     """The walk itself: each tensor of `order`, last first, hands its gradient on."""
     for node in reversed(order):
         g = grads.pop(id(node), None)  # freed as soon as it is used
         if g is None:
             continue
-        receive(node, g)
-        if node._op is not None:
-            _propagate(node, g, as_tensors, grads)
+        if node._op is None:
+            receive(node, g)
+            continue
+        if interior or node._retain:
+            receive(node, g)
+        _propagate(node, g, as_tensors, grads)
 
 
 def _propagate(node: Tensor, g: Any, as_tensors: bool, grads: dict[int, Any]) -> None:
@@ -220,9 +224,7 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
     stored: set[int] = {id(seed.data)} if isinstance(seed, Tensor) and seed is gradient else set()
     arrived: list[tuple[Tensor, Any]] = []
 
-    def accumulate(t: Tensor, g: Any) -> None:
-        if t._op is not None and not t._retain:
-            return
+    def accumulate(t: Tensor, g: Any) -> None:  # (a leaf's or a retained tensor's)
         if isinstance(g, Tensor) and not create_graph:  # (only while jit captures a step)
             g = g.data
         # A pass-through VJP (add, reshape) may hand the same array, or a view of one,
@@ -237,7 +239,7 @@ def backward(output: Tensor, gradient: Any = None, create_graph: bool = False) -
         stored.add(id(data))
         arrived.append((t, g if create_graph else Tensor._make(g)))
 
-    _walk([output], [seed], create_graph, accumulate)
+    _walk([output], [seed], create_graph, accumulate, interior=False)
     for t, g in arrived:
         t.grad = g if t.grad is None else t.grad + g
 
