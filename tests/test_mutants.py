@@ -34,13 +34,14 @@ from tinygrad_nn import autograd, ops
 
 def sigmoid_without_one_minus_sigma(monkeypatch):
     """σ' = σ instead of σ(1 - σ): the (1 - σ) factor dropped from sigmoid's VJP."""
-    monkeypatch.setattr(ops.sigmoid, "vjps", (lambda g, out, x: g * out,))
+    monkeypatch.setattr(ops.sigmoid, "vjps", (lambda g, out, x, saved=None: g * out,))
 
 
 def sigmoid_vjp_cancelling(monkeypatch):
     """σ' as σ(1 - σ): right in exact arithmetic, but 1 - σ(z) cancels for large z (the
     package's VJP until c877d7d): relative error eps/σ(-z), 5e-8 at z = 20, 100% from 37."""
-    monkeypatch.setattr(ops.sigmoid, "vjps", (lambda g, out, x: g * out * (1 - out),))
+    monkeypatch.setattr(ops.sigmoid, "vjps",
+                        (lambda g, out, x, saved=None: g * out * (1 - out),))
 
 
 def sum_to_skipping_an_axis(monkeypatch):

@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from strategies import saturated_logits
 
 from tinygrad_nn import Network, Tensor, backprop, costs, ops
+from tinygrad_nn.testing import boundary_arrays
 
 TINY = np.finfo(np.float64).tiny
 
@@ -98,3 +100,59 @@ def test_bp1_holds_at_drawn_saturated_logits(cost, z):
     # within an ulp of numbers <= 1) differ by a few ulps of 1: hence atol = 4 ε.
     np.testing.assert_allclose(autograd_delta(cost, z, y, "sigmoid"), expected,
                                rtol=1e-15, atol=4 * np.finfo(np.float64).eps)
+
+
+# --- the sigmoid's VJP from the e^{-z} its forward saved --------------------------------------
+
+#: Around the forward's clamp of z (-709 in float64, -88 in float32) and beyond, where
+#: e^{-z} would overflow unclamped, besides saturation and zeros.
+CLAMP_VALUES = [-87.0, -88.0, -89.0, -104.0, -708.0, -709.0, -710.0, -745.0, -750.0, 709.0,
+                88.0]
+
+
+def _laid_out(z: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "fortran":
+        return np.asfortranarray(z)
+    if layout == "strided":  # every other column of a wider array: not contiguous
+        wide = np.zeros(z.shape[:-1] + (2 * z.shape[-1],), dtype=z.dtype)
+        wide[..., ::2] = z
+        return wide[..., ::2]
+    return z
+
+
+@pytest.mark.property
+@settings(max_examples=max(20, settings.default.max_examples))
+@given(z=boundary_arrays(kinds=("zero", "saturated", "kink")),
+       clamp=st.lists(st.sampled_from(CLAMP_VALUES), max_size=3),
+       layout=st.sampled_from(["C", "fortran", "strided"]),
+       seed=st.integers(0, 2**16))
+def test_sigmoid_vjp_from_its_saved_exp_is_sigmoid_slope_bit_for_bit(z, clamp, layout, seed):
+    """The sigmoid keeps e^{-z} from its forward (`saved`) and its VJP multiplies it in,
+    rather than calling `sigmoid_slope`, which recomputes e^{-z} from z: the same products in
+    the same order, so the same bits, at saturation, at the clamp, in float16 (no saved: the
+    recompute), float32 and float64, in any memory layout. A mutant that saves e^{-z}
+    before the clamp fails it: z = [-1.0] float32 with -89.0 set, beyond float32's clamp."""
+    flat = z.reshape(-1).copy()
+    with np.errstate(over="ignore"):
+        flat[:len(clamp)] = np.array(clamp[:flat.size], dtype=np.float64).astype(z.dtype)
+    z = _laid_out(flat.reshape(z.shape), layout)
+    g = np.random.default_rng(seed).uniform(-2, 2, z.shape).astype(z.dtype)
+    t = Tensor(z, requires_grad=True)
+    s = ops.sigmoid(t)
+    saved = s._params.get("saved")
+    assert (saved is None) == (z.dtype == np.float16)
+    s.backward(g)
+    expected = g * ops.sigmoid_slope(z, s.data)  # the recompute, on plain arrays
+    assert t.grad.dtype == z.dtype
+    np.testing.assert_array_equal(t.grad.data, expected)
+
+
+def test_the_sigmoid_saves_nothing_when_no_gradient_will_be_taken():
+    """e^{-z} is kept only for a VJP: not under no_grad(), not for a z that needs no grad."""
+    from tinygrad_nn import no_grad
+
+    z = Tensor(np.array([[-3.0, 0.0, 40.0]]), requires_grad=True)
+    with no_grad():
+        assert "saved" not in ops.sigmoid(z)._params
+    assert "saved" not in ops.sigmoid(Tensor(np.array([1.0])))._params
+    assert ops.sigmoid(z)._params["saved"].shape == z.shape

@@ -902,12 +902,16 @@ def describe(plan: Plan, names: dict[int, str] | None = None,
              input_names: list[str] | None = None) -> str:
     """A plan as numbered lines, ``t7 = np.multiply(t5, t6)  (10, 30) (10, 30) -> (10, 30)``.
 
-    Arrays are named ``t<k>`` (made by entry k), ``p<n>`` (parameters), ``s<n>`` (state
-    written in place: optimizer buffers), ``c<n>`` (constants), the step's inputs by
-    `input_names` (default ``in1, in2, ...``) and any array in `names` (by id) by its name.
-    A 0-d constant is shown as its value.
+    Arrays are named ``t<k>`` (made by entry k), ``t<k>.saved`` (what entry k's forward
+    saved for its VJP: the sigmoid's e^{-z}), ``p<n>`` (parameters), ``s<n>`` (state written
+    in place: optimizer buffers), ``c<n>`` (constants), the step's inputs by `input_names`
+    (default ``in1, in2, ...``) and any array in `names` (by id) by its name. A 0-d constant
+    is shown as its value.
     """
     label = dict(names or {})
+    for k, e in enumerate(plan.entries):
+        if isinstance(e.params.get("saved"), np.ndarray):
+            label.setdefault(id(e.params["saved"]), f"t{k + 1}.saved")
     for i, a in enumerate(plan.inputs):
         label.setdefault(id(a), input_names[i] if input_names and i < len(input_names)
                          else f"in{i + 1}")

@@ -120,8 +120,9 @@ def _op_label(tensor: Tensor) -> str:
     # None and False are every op's defaults here (axis=None, keepdims=False), so
     # leaving them out shows only the arguments that change what the op does.
     parts = [tensor._op.name]  # type: ignore[union-attr]  # (an op's node)
+    # (`saved` is the forward's intermediate kept for the VJP, not an argument of the op)
     parts += [f"{k}={_short(v)}" for k, v in tensor._params.items()
-              if v is not None and v is not False]
+              if v is not None and v is not False and k != "saved"]
     return " ".join(parts)
 
 
