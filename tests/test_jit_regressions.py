@@ -426,3 +426,66 @@ def test_an_error_raised_by_the_step_itself_leaves_what_the_step_did():
         with pytest.raises(FloatingPointError):
             step(x, y)
     assert same_state(state_of(m1, o1), state_of(m2, o2))
+
+
+# --- what the sigmoid saves for its VJP (e^{-z}), found by a review of 745e6d2 ----------------
+
+
+def sigmoid_prime(z: np.ndarray) -> np.ndarray:
+    s = 1.0 / (1.0 + np.exp(-z))
+    return s * (1.0 - s)
+
+
+def test_a_graph_the_step_keeps_survives_the_check_call_with_what_it_saved():
+    """The second call replays and then reruns eagerly; it put back what the first call left
+    in the tensors the step stored, but not the e^{-z} their sigmoid saved, so a backward
+    through the kept graph mixed the first call's σ with the second call's e^{-z}. On
+    745e6d2: [1.68e-03, 7.93e+01, 9.57e-05] where σ'([0, 1, 2]) = [0.25, 0.197, 0.105]."""
+    from tinygrad_nn.autograd import grad
+
+    kept = []
+
+    @jit
+    def step(x):
+        z = Tensor(x).requires_grad_()
+        a = ops.sigmoid(z * 1.0)
+        kept.append(a)
+        return a.sum()
+
+    first = np.array([0.0, 1.0, 2.0])
+    step(first)
+    step(np.array([5.0, -5.0, 9.0]))  # the check: a replay, then an eager rerun
+    (g,) = grad(kept[0].sum(), kept[0]._parents[0])
+    np.testing.assert_allclose(g.data, sigmoid_prime(first), rtol=1e-12)
+
+
+def test_a_replay_that_differs_at_a_sigmoid_is_blamed_on_the_step_not_its_saved_array():
+    """`origins` classed the sigmoid's saved e^{-z} as made outside the step (it is no
+    entry's result), so a replay differing there was explained as a value read from
+    outside. On 745e6d2 the message said "read a value made outside tinygrad_nn's
+    operations"; the saved array is the sigmoid's own."""
+    p = Tensor(np.array([0.5, -0.5]), requires_grad=True)
+
+    @jit
+    def step(x):
+        p.data *= 1.5  # numpy, outside the primitives: a replay cannot repeat it
+        return (ops.sigmoid(p) * Tensor(x)).sum()
+
+    step(np.array([1.0, 2.0]))
+    with pytest.raises(JitError) as info:
+        step(np.array([3.0, 4.0]))
+    assert "outside tinygrad_nn's operations" not in str(info.value)
+    assert "different numbers when replayed" in str(info.value)
+
+
+def test_a_float16_sigmoid_saves_nothing_and_shows_no_saved_parameter():
+    """float16's sigmoid runs in float32 and saves nothing; on 745e6d2 its node still
+    carried saved=None, which the jit's tape printed as `sigmoid(t2, saved=None)`."""
+    z = Tensor(np.array([[0.5, -2.0]], dtype=np.float16), requires_grad=True)
+    assert "saved" not in ops.sigmoid(z)._params
+
+    @jit
+    def step(x):
+        return ops.sigmoid(Tensor(x).requires_grad_()).sum()
+
+    assert "saved" not in step.tape(np.array([[0.5, -2.0]], dtype=np.float16))

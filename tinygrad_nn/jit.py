@@ -205,7 +205,8 @@ class _Derived(_Traced):
 
 @dataclass
 class Entry:
-    """One primitive as it ran: `op.forward(*inputs, **params)` gave `out`."""
+    """One primitive as it ran: `op.forward(*inputs, **params)` gave `out` (and filled
+    ``params["saved"]``, if there is one: what the forward keeps for its VJP)."""
 
     op: Any
     inputs: tuple
@@ -619,8 +620,9 @@ class Plan:
                 np.copyto(grad_data, grad_copy)
 
     def origins(self) -> dict[int, str]:
-        """Where each array of the tape comes from, by id: an input, an op, or outside. A
-        view comes from where the array it views comes from."""
+        """Where each array of the tape comes from, by id: an input, an op (its result, or
+        what its forward saved for its VJP), or outside. A view comes from where the array
+        it views comes from."""
         found: dict[int, str] = {}
 
         def mark(array: np.ndarray, origin: str) -> None:
@@ -639,6 +641,8 @@ class Plan:
         for array in self.state:
             found.setdefault(id(array), "state")
         for k, e in enumerate(self.entries):
+            if isinstance(e.params.get("saved"), np.ndarray):  # written by this op's forward
+                mark(e.params["saved"], f"op {k + 1}")
             for x in _arrays_in((*e.inputs, *e.params.values())):
                 if id(x) not in found:
                     resolve(x)
@@ -857,7 +861,11 @@ class jit:
                arrays: list[np.ndarray]) -> Any:
         """Replay, then rerun eagerly from the same state: the two must agree bit for bit."""
         saved = plan.save()
-        shown = [t.data.copy() for t in plan.stored]  # what the first call left there
+        # What the first call left in the tensors it stored, and in what their nodes saved
+        # for their VJPs (the sigmoid's e^{-z}): a graph the step kept stays whole.
+        held = [a for t in plan.stored for a in (t.data, t._params.get("saved"))
+                if isinstance(a, np.ndarray)]
+        shown = [a.copy() for a in held]
         try:
             plan.replay(arrays)
         except BaseException:
@@ -867,8 +875,8 @@ class jit:
         replayed = [e.out.copy() for e in plan.entries]
         after = [t.data.copy() for t in plan.kept]
         plan.restore(saved)
-        for tensor, values in zip(plan.stored, shown):
-            np.copyto(tensor.data, values)
+        for array, values in zip(held, shown):
+            np.copyto(array, values)
         try:
             result = self._capture(key, args, kwargs, warn=False)
         except BaseException:

@@ -40,7 +40,9 @@ class Primitive:
     forward needs, so a replay allocates nothing. `saves`, if given, makes an array (or
     None) that the forward fills with an intermediate its VJPs reuse rather than recompute
     (σ's e^{-z}): it goes to the forward and the VJPs as the parameter ``saved=``, and stays
-    with the node, as PyTorch's ``save_for_backward``; it is made only when a VJP will run.
+    with the node as long as the graph lives, as PyTorch's ``save_for_backward``. It is made
+    only for an output that is recorded for a backward (an input requires grad, grad mode
+    on), not under `no_grad` nor for constants.
     """
 
     def __init__(self, name: str, forward: Callable, *vjps: Callable, doc: str = "",
@@ -87,7 +89,9 @@ class Primitive:
                 parents.append(None)
                 arrays.append(_constant_array(x, like))
         if self.saves is not None and needs_grad and _GradMode.enabled:
-            params = {**params, "saved": self.saves(*arrays)}
+            saved = self.saves(*arrays)
+            if saved is not None:
+                params = {**params, "saved": saved}
         try:
             if _GradMode.anomaly:
                 data = anomaly.forward(self, arrays, params)
@@ -161,7 +165,7 @@ def _explain(name: str, arrays: list, params: dict, err: Exception) -> Exception
         described = f"tensor of shape {shapes[0]} ({dtypes[0]})"
     else:
         described = f"shapes {', '.join(map(str, shapes))} (dtypes {', '.join(dtypes)})"
-    shown = "".join(f", {k}={v!r}" for k, v in params.items() if k != "offsets")
+    shown = "".join(f", {k}={v!r}" for k, v in params.items() if k not in ("offsets", "saved"))
     return type(err)(f"{name}: {described}{shown}: {err}")
 
 

@@ -79,7 +79,8 @@ def signature(name: str, obj) -> str:
 
     if isinstance(obj, Primitive):  # its inputs and params are those its VJPs take after (g, out)
         if obj.vjps:
-            params = list(inspect.signature(obj.vjps[0]).parameters)[2:]
+            params = [p for p in list(inspect.signature(obj.vjps[0]).parameters)[2:]
+                      if p != "saved"]  # (what the forward keeps for the VJP: no argument)
         elif isinstance(obj.forward, np.ufunc):  # not differentiable: the forward's inputs
             params = ["x", "y"][:obj.forward.nin]
         else:
