@@ -341,18 +341,24 @@ def _train(args: argparse.Namespace) -> int:
               f"{args.epochs} epochs, mini-batch {args.batch_size}, eta {eta}, "
               f"{args.cost} cost{'' if tutorial else _extras(args)}", flush=True)
     start = time.perf_counter()
-    if tutorial:
-        # The tutorial's (and with --lmbda the sequel's) session: its lines, its optimizer.
-        history = net.SGD(training_data, args.epochs, args.batch_size, eta,
-                          test_data=validation_data, lmbda=args.lmbda, verbose=not args.quiet,
-                          progress=_progress_bar(args), jit=args.jit).epochs
-        curves = [r.train_cost for r in history], [r.test_accuracy for r in history]
-    else:
-        history = _fit(args, net, eta, training_data, validation_data)
-        curves = history.train_cost, history.val_accuracy
-    if not args.quiet:
-        print(f"Trained in {time.perf_counter() - start:.1f} s")
-    print(_test_line(net, test_data, args.batch_size))
+    # The whole job on the threads `fit` would use, from here, not only `fit`: with one busy
+    # process per core the job's median was 1.06-1.22x its median with BLAS pinned to one
+    # thread in four runs with only `fit` limited, 1.09x and 0.93x in two runs so
+    # (benchmarks/contention.py --repeat 11 or 7, 2026-12-06).
+    with blas_threads(threads_for_model(net.parameters(), args.batch_size)):
+        if tutorial:
+            # The tutorial's (and with --lmbda the sequel's) session: its lines, its optimizer.
+            history = net.SGD(training_data, args.epochs, args.batch_size, eta,
+                              test_data=validation_data, lmbda=args.lmbda,
+                              verbose=not args.quiet, progress=_progress_bar(args),
+                              jit=args.jit).epochs
+            curves = [r.train_cost for r in history], [r.test_accuracy for r in history]
+        else:
+            history = _fit(args, net, eta, training_data, validation_data)
+            curves = history.train_cost, history.val_accuracy
+        if not args.quiet:
+            print(f"Trained in {time.perf_counter() - start:.1f} s")
+        print(_test_line(net, test_data, args.batch_size))
     _save_and_plot(args, net, *curves)
     return 0
 
