@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 from common import training_data
@@ -28,26 +29,37 @@ SIZES, BATCH, ETA = [784, 30, 10], 10, 3.0
 PHASES = ("forward and cost", "zero_grad", "backward", "optimizer step")
 
 
-def phases(net: Network, opt: optim.SGD, batches: list, repeat: int) -> np.ndarray:
-    """us per step of each of PHASES, the best sweep (by its total)."""
-    model, cost, clock = net.model, net._cost_fn, time.perf_counter
+def best_sweep(step: Callable[[np.ndarray, np.ndarray], tuple[float, ...]], batches: list,
+               repeat: int) -> np.ndarray:
+    """us per mini-batch of each phase `step(x, y)` times (its seconds per phase), in the
+    best of `repeat` sweeps over `batches` by their total."""
     best = None
     for _ in range(repeat):
-        total = np.zeros(4)
+        total = np.zeros(len(PHASES))
         for x, y in batches:
-            t0 = clock()
-            c = cost(model(x), y)
-            t1 = clock()
-            opt.zero_grad()
-            t2 = clock()
-            c.backward()
-            t3 = clock()
-            opt.step()
-            t4 = clock()
-            total += (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+            total += step(x, y)
         if best is None or total.sum() < best.sum():
             best = total
     return 1e6 * best / len(batches)
+
+
+def phases(net: Network, opt: optim.SGD, batches: list, repeat: int) -> np.ndarray:
+    """us per step of each of PHASES, the best sweep (by its total)."""
+    model, cost, clock = net.model, net._cost_fn, time.perf_counter
+
+    def step(x: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+        t0 = clock()
+        c = cost(model(x), y)
+        t1 = clock()
+        opt.zero_grad()
+        t2 = clock()
+        c.backward()
+        t3 = clock()
+        opt.step()
+        t4 = clock()
+        return t1 - t0, t2 - t1, t3 - t2, t4 - t3
+
+    return best_sweep(step, batches, repeat)
 
 
 def numpy_phases(net: Network, batches: list, repeat: int) -> np.ndarray:
@@ -56,33 +68,30 @@ def numpy_phases(net: Network, batches: list, repeat: int) -> np.ndarray:
     n, clock = float(BATCH), time.perf_counter
     copies = [a.copy() for a in (w2, b2, w3, b3)]  # updated in their place, as SGD updates
     scratch = [np.empty_like(a) for a in copies]
-    best = None
-    for _ in range(repeat):
-        total = np.zeros(4)
-        for x, y in batches:
-            t0 = clock()
-            z2 = x @ w2.T + b2
-            e2 = np.empty_like(z2)  # the e^{-z} each sigmoid keeps for its VJP
-            a2 = _stable_sigmoid(z2, saved=e2)
-            z3 = a2 @ w3.T + b3
-            e3 = np.empty_like(z3)
-            a3 = _stable_sigmoid(z3, saved=e3)
-            _quadratic_cost(a3, y, BATCH)
-            t1 = clock()
-            d3 = np.array(1.0) * (a3 - y) * (1.0 / n) * (a3 * (a3 * e3))
-            g_a2 = d3 @ w3
-            g_w3, g_b3 = d3.T @ a2, d3.sum(axis=0)
-            d2 = g_a2 * (a2 * (a2 * e2))
-            g_w2, g_b2 = d2.T @ x, d2.sum(axis=0)
-            t2 = clock()
-            for p, g, s in zip(copies, (g_w2, g_b2, g_w3, g_b3), scratch):
-                np.multiply(g, ETA, out=s)
-                np.subtract(p, s, out=p)
-            t3 = clock()
-            total += (t1 - t0, 0.0, t2 - t1, t3 - t2)
-        if best is None or total.sum() < best.sum():
-            best = total
-    return 1e6 * best / len(batches)
+
+    def step(x: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+        t0 = clock()
+        z2 = x @ w2.T + b2
+        e2 = np.empty_like(z2)  # the e^{-z} each sigmoid keeps for its VJP
+        a2 = _stable_sigmoid(z2, saved=e2)
+        z3 = a2 @ w3.T + b3
+        e3 = np.empty_like(z3)
+        a3 = _stable_sigmoid(z3, saved=e3)
+        _quadratic_cost(a3, y, BATCH)
+        t1 = clock()
+        d3 = np.array(1.0) * (a3 - y) * (1.0 / n) * (a3 * (a3 * e3))
+        g_a2 = d3 @ w3
+        g_w3, g_b3 = d3.T @ a2, d3.sum(axis=0)
+        d2 = g_a2 * (a2 * (a2 * e2))
+        g_w2, g_b2 = d2.T @ x, d2.sum(axis=0)
+        t2 = clock()
+        for p, g, s in zip(copies, (g_w2, g_b2, g_w3, g_b3), scratch):
+            np.multiply(g, ETA, out=s)
+            np.subtract(p, s, out=p)
+        t3 = clock()
+        return t1 - t0, 0.0, t2 - t1, t3 - t2
+
+    return best_sweep(step, batches, repeat)
 
 
 def walk_alone(net: Network, batches: list, repeat: int) -> float:
